@@ -1,0 +1,205 @@
+"""The provincial LGSP connector: publishes a source's records to its sector topic with kafka-python."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+
+from connectors.exceptions import DeliveryError, SourceFileError
+from schemas.records import Rejected, parse_line
+from streams.messages import (
+    HEADER_PROVINCE,
+    HEADER_PUBLISHED_MS,
+    HEADER_REQUEST_ID,
+    HEADER_SECTOR,
+    HEADER_SEQ,
+    dumps,
+    now_ms,
+    result_key,
+)
+from streams.topics import TopicNames
+
+__all__ = ["LgspConnector", "PublishReport", "iter_file_lines"]
+
+log = logging.getLogger(__name__)
+
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class PublishReport:
+    """What one publication did: records confirmed by the broker, lines sent to the dead-letter topic."""
+
+    published: int = 0
+    rejected: int = 0
+    keys: list[str] = field(default_factory=list)  # result keys of the published records, in order
+    by_source: dict[tuple[str, str], int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def iter_file_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, line bytes) of a JSON-lines file; a BOM at the start is dropped, empty lines skipped."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise SourceFileError(f"cannot read records file {path}: {exc.strerror}") from exc
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.rstrip(b"\r\n")
+            if number == 1 and line.startswith(_BOM):
+                line = line[len(_BOM) :]
+            if line == b"":
+                continue
+            yield number, line
+
+
+class LgspConnector:
+    """Publishes records keyed by the trimmed personal ID, so one person's records stay in source order.
+
+    Every record is confirmed by the broker (acks=all, idempotent producer) before `publish` returns;
+    lines that are not records go to the dead-letter topic with the reason.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: TopicNames,
+        *,
+        rate: float | None = None,
+        client_id: str = "popsync-lgsp",
+        producer: KafkaProducer | None = None,
+    ) -> None:
+        self.topics = topics
+        self.rate = rate
+        self._producer = producer or KafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=10,
+            batch_size=512 * 1024,
+            buffer_memory=128 * 1024 * 1024,
+            max_in_flight_requests_per_connection=5,
+        )
+        self._lock = threading.Lock()
+        self._failures: list[str] = []
+        self._seen: set[str] = set()
+        self._seq: dict[tuple[str, str], int] = {}
+
+    def close(self) -> None:
+        self._producer.close(timeout=30)
+
+    def __enter__(self) -> LgspConnector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def publish_file(self, path: Path, on_progress: Callable[[int], None] | None = None) -> PublishReport:
+        """Publish every line of a JSON-lines records file (see CONTRACT.md)."""
+        origin = path.name
+        lines = ((f"{origin}:{n}", line) for n, line in iter_file_lines(path))
+        return self._publish(lines, on_progress)
+
+    def publish_records(
+        self, records: Iterable[dict[str, Any]], origin: str, on_progress: Callable[[int], None] | None = None
+    ) -> PublishReport:
+        """Publish generated records (dicts in CONTRACT.md's record format)."""
+        lines = ((f"{origin}:{n}", dumps(r)) for n, r in enumerate(records, start=1))
+        return self._publish(lines, on_progress)
+
+    def _publish(
+        self, lines: Iterable[tuple[str, bytes]], on_progress: Callable[[int], None] | None
+    ) -> PublishReport:
+        report = PublishReport()
+        started = time.monotonic()
+        request_id = uuid.uuid4().hex
+        for count, (where, line) in enumerate(lines, start=1):
+            self._pace(count, started)
+            parsed = parse_line(line)
+            if parsed is None:
+                continue
+            if isinstance(parsed, Rejected):
+                self._dead_letter(where, line, parsed.reason, parsed.record_id, parsed.sector, parsed.province)
+                report.rejected += 1
+            else:
+                key = result_key(parsed.sector, parsed.province, parsed.record_id)
+                if key in self._seen:
+                    reason = f"record_id {parsed.record_id!r} repeats an earlier record of this source"
+                    self._dead_letter(where, line, reason, parsed.record_id, parsed.sector, parsed.province)
+                    report.rejected += 1
+                    continue
+                self._seen.add(key)
+                self._send_record(parsed.sector, parsed.province, parsed.record_id, parsed.raw, line, request_id)
+                report.published += 1
+                report.keys.append(key)
+                source = (parsed.sector, parsed.province)
+                report.by_source[source] = report.by_source.get(source, 0) + 1
+            if on_progress is not None and count % 1000 == 0:
+                on_progress(count)
+        self._producer.flush()
+        report.seconds = time.monotonic() - started
+        if on_progress is not None:
+            on_progress(report.published + report.rejected)
+        self._raise_failures()
+        return report
+
+    def _send_record(
+        self, sector: str, province: str, record_id: str, raw: Any, line: bytes, request_id: str
+    ) -> None:
+        pid = raw.get("personal_id")
+        # The partition key is the personal ID as rule 7 compares it (ends trimmed).
+        key = pid.strip() if isinstance(pid, str) and pid.strip() else f"record:{record_id}"
+        source = (sector, province)
+        seq = self._seq.get(source, 0) + 1
+        self._seq[source] = seq
+        headers = [
+            (HEADER_PROVINCE, province.encode()),
+            (HEADER_SECTOR, sector.encode()),
+            (HEADER_SEQ, str(seq).encode()),
+            (HEADER_PUBLISHED_MS, str(now_ms()).encode()),
+            (HEADER_REQUEST_ID, request_id.encode()),
+        ]
+        future = self._producer.send(self.topics.records(sector), key=key.encode(), value=line, headers=headers)
+        future.add_errback(self._on_error)
+
+    def _dead_letter(
+        self, where: str, line: bytes, reason: str, record_id: str | None, sector: str | None, province: str | None
+    ) -> None:
+        body = {
+            "reason": reason,
+            "origin": where,
+            "record_id": record_id,
+            "sector": sector,
+            "province": province,
+            "raw": line.decode("utf-8", "replace"),
+        }
+        log.warning("rejected line %s: %s", where, reason)
+        future = self._producer.send(self.topics.deadletter, key=where.encode(), value=json.dumps(body).encode())
+        future.add_errback(self._on_error)
+
+    def _on_error(self, exc: BaseException) -> None:
+        with self._lock:
+            self._failures.append(repr(exc))
+
+    def _raise_failures(self) -> None:
+        if self._failures:
+            raise DeliveryError(
+                f"{len(self._failures)} messages were not confirmed by the broker; first: {self._failures[0]}"
+            )
+
+    def _pace(self, count: int, started: float) -> None:
+        if not self.rate:
+            return
+        ahead = count / self.rate - (time.monotonic() - started)
+        if ahead > 0.005:
+            time.sleep(ahead)

@@ -1,0 +1,210 @@
+"""The `popsync` command: simulate a scenario, or run each part alone (kafka, ndxp, worker, publish)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from popsync.exceptions import ExpectationFailed
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+kafka_app = typer.Typer(no_args_is_help=True, help="A local single-node KRaft broker for popsync.")
+ndxp_app = typer.Typer(no_args_is_help=True, help="The mock national exchange (NDXP) over the mock NPD.")
+population_app = typer.Typer(no_args_is_help=True, help="Synthetic population files.")
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(ndxp_app, name="ndxp")
+app.add_typer(population_app, name="population")
+
+console = Console()
+err = Console(stderr=True)
+
+Bootstrap = Annotated[
+    str | None,
+    typer.Option("--bootstrap-servers", envvar="POPSYNC_BOOTSTRAP_SERVERS", help="host:port of a Kafka cluster"),
+]
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    workers: Annotated[int, typer.Option(min=1, max=16, help="faust worker processes")] = 1,
+    summary: Annotated[Path | None, typer.Option(help="write the summary JSON here")] = None,
+    results: Annotated[Path | None, typer.Option(help="write one JSON line per record here")] = None,
+    bootstrap_servers: Bootstrap = None,
+    workdir: Annotated[Path | None, typer.Option(help="keep run files (NPD, logs) here")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for every outcome")] = 3600.0,
+) -> None:
+    """Start everything the scenario needs, publish its records, wait for every outcome, report."""
+    from popsync.simulate import RunOptions
+    from popsync.simulate import simulate as run
+
+    options = RunOptions(
+        workers=workers,
+        bootstrap_servers=bootstrap_servers,
+        summary=summary,
+        results=results,
+        workdir=workdir,
+        keep_workdir=workdir is not None,
+        timeout_s=timeout,
+    )
+    run(scenario, options, console)
+
+
+@kafka_app.command("up")
+def kafka_up(port: Annotated[int | None, typer.Option(help="broker port (default: a free one)")] = None) -> None:
+    """Start a detached local broker and print its bootstrap servers."""
+    from popsync.kafka_local import kafka_up as up
+
+    state = up(port=port, log=lambda m: err.print(m))
+    console.print(f"Kafka is up: [bold]{state['bootstrap_servers']}[/] (pid {state['pid']})")
+    console.print(f"export POPSYNC_BOOTSTRAP_SERVERS={state['bootstrap_servers']}")
+
+
+@kafka_app.command("down")
+def kafka_down() -> None:
+    """Stop the detached local broker."""
+    from popsync.kafka_local import kafka_down as down
+
+    console.print("Kafka stopped." if down() else "No local broker was running.")
+
+
+@kafka_app.command("status")
+def kafka_status() -> None:
+    """Say whether the detached local broker runs and answers."""
+    from popsync.kafka_local import kafka_status as status
+
+    state = status()
+    if not state:
+        console.print("No local broker is running.")
+        raise typer.Exit(1)
+    console.print(json.dumps(state, indent=2, default=str))
+
+
+@ndxp_app.command("serve")
+def ndxp_serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8600,
+    population: Annotated[Path | None, typer.Option(help="load this population file first")] = None,
+) -> None:
+    """Serve the mock NDXP (settings from NDXP_* variables; see the README)."""
+    from mocks.ndxp.config import NdxpSettings
+    from mocks.ndxp.server import run
+
+    settings = NdxpSettings()
+    if population is not None:
+        from mocks.ndxp.db import open_population
+
+        db = open_population(settings.database_url)
+        try:
+            loaded = db.load_file(population)
+        finally:
+            db.close()
+        err.print(f"loaded {loaded:,} citizens from {population}")
+    run(settings, host=host, port=port)
+
+
+@app.command()
+def worker(bootstrap_servers: Bootstrap = None) -> None:
+    """Run one faust reconciliation worker (settings from STREAMS_* variables)."""
+    from streams.config import StreamsSettings
+    from streams.worker import run_worker
+
+    settings = StreamsSettings()
+    if bootstrap_servers:
+        settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
+    run_worker(settings)
+
+
+@app.command()
+def publish(
+    files: Annotated[list[Path], typer.Argument(help="records files (JSON lines)")],
+    bootstrap_servers: Bootstrap = None,
+    topic_prefix: Annotated[str, typer.Option(envvar="STREAMS_TOPIC_PREFIX")] = "popsync",
+    rate: Annotated[float | None, typer.Option(help="records per second")] = None,
+) -> None:
+    """Publish records files through an LGSP connector to a running deployment."""
+    from connectors.lgsp import LgspConnector
+    from popsync.exceptions import PopsyncError
+    from streams.topics import TopicNames, ensure_topics
+
+    if not bootstrap_servers:
+        raise PopsyncError("publish needs a running broker: pass --bootstrap-servers or set POPSYNC_BOOTSTRAP_SERVERS")
+    topics = TopicNames(topic_prefix)
+    ensure_topics(bootstrap_servers, topics.all(), 6)
+    with LgspConnector(bootstrap_servers, topics, rate=rate) as connector:
+        for path in files:
+            report = connector.publish_file(path)
+            console.print(f"{path}: published {report.published:,}, dead-lettered {report.rejected:,}")
+
+
+@population_app.command("generate")
+def population_generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="population file to write")],
+    province: Annotated[list[str], typer.Option(help="CODE=COUNT, repeatable, e.g. 008=1000")],
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Write a deterministic synthetic population file."""
+    from mocks.ndxp.population import generate_population, write_population
+    from popsync.exceptions import PopsyncError
+
+    counts: dict[str, int] = {}
+    for item in province:
+        code, _, count = item.partition("=")
+        if not count.isdigit():
+            raise PopsyncError(f"--province {item!r}: write CODE=COUNT, e.g. 008=1000")
+        counts[code] = int(count)
+    written = write_population(out, generate_population(seed, counts))
+    console.print(f"wrote {written:,} citizens to {out}")
+
+
+@app.command()
+def report(summary: Annotated[Path, typer.Argument(help="a summary JSON written by simulate")]) -> None:
+    """Print a summary's report lines in the seeds' style."""
+    from popsync.exceptions import PopsyncError
+    from popsync.report import report_line
+
+    try:
+        data = json.loads(summary.read_text(encoding="utf-8"))
+        for total in data["totals"]:
+            console.print(report_line(total))
+    except (OSError, ValueError, KeyError) as exc:
+        raise PopsyncError(f"{summary} is not a popsync summary: {exc}") from exc
+
+
+def main() -> None:
+    """Entry point: known errors become a message and an exit status, not a traceback."""
+    from popsync.exceptions import PopsyncError
+    from popsync.logsafe import configure_logging
+
+    configure_logging()
+    known: tuple[type[BaseException], ...] = (PopsyncError,)
+    try:
+        from connectors.exceptions import ConnectorError
+        from popsync.kafka_local import KafkaUnavailableError
+        from streams.exceptions import StreamsError
+
+        known = (PopsyncError, ConnectorError, StreamsError, KafkaUnavailableError)
+    except ImportError:  # a part is missing from this install; still report popsync's own errors
+        pass
+    try:
+        app()
+    except ExpectationFailed as exc:
+        err.print(f"[red]{exc}[/]")
+        sys.exit(1)
+    except known as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; everything popsync started has been stopped")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

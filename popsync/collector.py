@@ -1,0 +1,117 @@
+"""Reads the results, dead-letter and progress topics of a run and keeps one outcome per record."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from schemas.outcomes import is_synced
+from streams.topics import TopicNames
+
+__all__ = ["Collector", "RecordResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    outcome: str
+    fields: tuple[str, ...]
+    lag_ms: int
+
+
+class Collector:
+    """A background reader that deduplicates by record: replays after a restart land on the same key.
+
+    `results` maps "sector|province|record_id" to the latest result; `rejected` maps a dead-letter origin
+    (file:line or topic:partition:offset) to its reason. Both are exact however often Kafka redelivers.
+    """
+
+    def __init__(self, bootstrap_servers: str, topics: TopicNames) -> None:
+        self.topics = topics
+        self.results: dict[str, RecordResult] = {}
+        self.rejected: dict[str, dict[str, Any]] = {}
+        self.progress: dict[int, tuple[int, dict[str, int]]] = {}  # results partition -> (ts, counts)
+        self.per_source: Counter[tuple[str, str]] = Counter()
+        self.synced_per_source: Counter[tuple[str, str]] = Counter()
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="popsync-collector",
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+        self._thread = threading.Thread(target=self._run, name="popsync-collector", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> Collector:
+        wanted = (self.topics.results, self.topics.deadletter, self.topics.progress)
+        partitions = [
+            TopicPartition(t, p) for t in wanted for p in sorted(self._consumer.partitions_for_topic(t) or ())
+        ]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_beginning(*partitions)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._consumer.close()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                batch = self._consumer.poll(timeout_ms=200, max_records=20_000)
+                for tp, messages in batch.items():
+                    self._apply(tp, messages)
+        except BaseException as exc:  # reported by the waiting thread, not lost in this one
+            self.error = exc
+
+    def _apply(self, tp: TopicPartition, messages: Iterable[Any]) -> None:
+        with self.lock:
+            if tp.topic == self.topics.results:
+                for m in messages:
+                    self._result(m.key.decode(), json.loads(m.value))
+            elif tp.topic == self.topics.deadletter:
+                for m in messages:
+                    self.rejected[m.key.decode()] = json.loads(m.value)
+            else:
+                for m in messages:
+                    body = json.loads(m.value)
+                    for part, counts in body.get("partitions", {}).items():
+                        previous = self.progress.get(int(part))
+                        if previous is None or previous[0] <= body["ts_ms"]:
+                            self.progress[int(part)] = (body["ts_ms"], counts)
+
+    def _result(self, key: str, body: dict[str, Any]) -> None:
+        previous = self.results.get(key)
+        source = (body["sector"], body["province"])
+        if previous is None:
+            self.per_source[source] += 1
+        elif is_synced(previous.outcome):
+            self.synced_per_source[source] -= 1
+        if is_synced(body["outcome"]):
+            self.synced_per_source[source] += 1
+        self.results[key] = RecordResult(
+            body["outcome"], tuple(body.get("fields") or ()), int(body["decided_ms"]) - int(body["published_ms"])
+        )
+
+    def stream_counts(self) -> Counter[str]:
+        """Sum of the latest progress snapshot of every results partition (the workers' own counts)."""
+        with self.lock:
+            total: Counter[str] = Counter()
+            for _, counts in self.progress.values():
+                total.update(counts)
+            return total
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"the results reader failed: {self.error!r}") from self.error

@@ -1,0 +1,21 @@
+"""Errors of the popsync CLI and orchestration, under one root: PopsyncError."""
+
+from __future__ import annotations
+
+__all__ = ["ExpectationFailed", "PopsyncError", "ScenarioError", "ServiceError"]
+
+
+class PopsyncError(Exception):
+    """Root of every error the CLI reports as a message instead of a traceback."""
+
+
+class ScenarioError(PopsyncError):
+    """A scenario file is unreadable or wrong; the message names the file and the place."""
+
+
+class ServiceError(PopsyncError):
+    """A service popsync started (NDXP, a worker) failed to start or died."""
+
+
+class ExpectationFailed(PopsyncError):
+    """A figure of the run differs from the scenario's `expect`."""

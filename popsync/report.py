@@ -1,0 +1,59 @@
+"""Report lines in the seeds' style: `.` groups thousands, `,` is the decimal mark, two decimals."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from schemas.outcomes import RECORD_OUTCOMES
+
+__all__ = ["SECTOR_LABELS", "report_line", "vn_int", "vn_percent"]
+
+SECTOR_LABELS = {"insurance": "Bảo hiểm", "labour": "Người lao động", "civil_status": "Hộ tịch"}
+
+# The seeds' Vietnamese terms for each unsynced kind (DOMAIN.md).
+OUTCOME_LABELS = {
+    "cleaned": "đã xác thực, đồng bộ",
+    "corrected": "đã hiệu chỉnh tự động",
+    "unsynced/mismatch": "thông tin chưa khớp",
+    "unsynced/not_found": "không có thông tin trên hệ thống",
+    "unsynced/malformed_id": "sai cấu trúc số định danh",
+    "unsynced/missing_fields": "thiếu trường thông tin",
+    "unsynced/deceased": "công dân chết",
+    "unsynced/moved": "chuyển nơi đăng ký thường trú",
+    "unsynced/duplicate": "trùng lặp",
+}
+
+
+def vn_int(value: int) -> str:
+    """`757543` → `757.543`."""
+    return f"{value:,}".replace(",", ".")
+
+
+def vn_percent(part: int, whole: int) -> str:
+    """`755363, 757543` → `99,71%` (half-up to two decimals, as a person rounding would)."""
+    if whole == 0:
+        return "0,00%"
+    ratio = (Decimal(part) * 100 / Decimal(whole)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{ratio}".replace(".", ",") + "%"
+
+
+def report_line(total: Mapping[str, Any]) -> str:
+    """`Bảo hiểm (008): 755.363/757.543 bản ghi đã làm sạch, đạt 99,71%; chưa đồng bộ 2.180 (0,29%)`."""
+    label = SECTOR_LABELS.get(total["sector"], total["sector"])
+    n, synced, unsynced = total["total"], total["synced"], total["unsynced"]
+    return (
+        f"{label} ({total['province']}): {vn_int(synced)}/{vn_int(n)} bản ghi đã làm sạch, "
+        f"đạt {vn_percent(synced, n)}; chưa đồng bộ {vn_int(unsynced)} ({vn_percent(unsynced, n)})"
+    )
+
+
+def breakdown_rows(total: Mapping[str, Any]) -> Sequence[tuple[str, str, str, str]]:
+    """Rows (outcome, Vietnamese term, count, share) of one total, non-zero outcomes only."""
+    outcomes = total["outcomes"]
+    return [
+        (o.value, OUTCOME_LABELS[o.value], vn_int(outcomes[o.value]), vn_percent(outcomes[o.value], total["total"]))
+        for o in RECORD_OUTCOMES
+        if outcomes.get(o.value)
+    ]

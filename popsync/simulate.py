@@ -1,0 +1,309 @@
+"""`popsync simulate`: start what a scenario needs, publish, wait for every outcome, report, check."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from connectors.generate import generate_records
+from connectors.lgsp import LgspConnector
+from mocks.ndxp.db import PopulationDB
+from mocks.ndxp.population import generate_population
+from popsync.collector import Collector
+from popsync.exceptions import ExpectationFailed, ServiceError
+from popsync.kafka_local import kafka_broker
+from popsync.report import SECTOR_LABELS, report_line
+from popsync.scenario import Scenario, load_scenario
+from popsync.services import ManagedProcess, free_port, popsync_command
+from popsync.summary import build_summary, check_expectations, write_results
+from schemas.citizen import Citizen
+from streams.topics import TopicNames, ensure_topics
+
+__all__ = ["RunOptions", "RunOutcome", "run_scenario", "simulate"]
+
+log = logging.getLogger(__name__)
+
+AGENCY = "popsync-streams"
+
+
+@dataclass
+class RunOptions:
+    workers: int = 1
+    bootstrap_servers: str | None = None
+    summary: Path | None = None
+    results: Path | None = None
+    workdir: Path | None = None
+    keep_workdir: bool = False
+    timeout_s: float = 3600.0
+    # Called once the run's services are up (tests use it to kill and restart workers mid-run).
+    on_running: Callable[[Run], None] | None = None
+
+
+@dataclass
+class RunOutcome:
+    summary: dict[str, Any]
+    problems: list[str]
+    stream_counts: dict[str, int]
+
+
+@dataclass
+class Run:
+    """The live parts of one run, handed to `on_running` hooks."""
+
+    scenario: Scenario
+    workdir: Path
+    bootstrap_servers: str
+    topics: TopicNames
+    ndxp_url: str
+    api_key: str
+    collector: Collector
+    workers: list[ManagedProcess] = field(default_factory=list)
+    published: int = 0
+
+    def worker_env(self, index: int) -> dict[str, str]:
+        return {
+            "POPSYNC_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "STREAMS_APP_ID": f"popsync-{self.topics.prefix}",
+            "STREAMS_TOPIC_PREFIX": self.topics.prefix,
+            "STREAMS_PARTITIONS": str(self.scenario.partitions),
+            "STREAMS_NDXP_URL": self.ndxp_url,
+            "STREAMS_NDXP_API_KEY": self.api_key,
+            "STREAMS_WORKER_ID": f"worker-{index}",
+            "STREAMS_DATA_DIR": str(self.workdir / f"worker-{index}"),
+        }
+
+    def start_worker(self, index: int) -> ManagedProcess:
+        """Start worker `index` (1-based); a restarted worker appends to the same log."""
+        proc = ManagedProcess(
+            f"worker-{index}", popsync_command("worker"), self.worker_env(index), self.workdir / f"worker-{index}.log"
+        ).start()
+        if index <= len(self.workers):
+            self.workers[index - 1] = proc
+        else:
+            self.workers.append(proc)
+        return proc
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "run"
+
+
+@contextmanager
+def _workdir(options: RunOptions) -> Iterator[Path]:
+    if options.workdir is not None:
+        options.workdir.mkdir(parents=True, exist_ok=True)
+        yield options.workdir
+        return
+    path = Path(tempfile.mkdtemp(prefix="popsync-run-"))
+    try:
+        yield path
+    finally:
+        if not options.keep_workdir:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _population(scenario: Scenario) -> dict[str, list[Citizen]]:
+    by_province: dict[str, list[Citizen]] = defaultdict(list)
+    for citizen in generate_population(scenario.seed, scenario.population.generate):
+        by_province[citizen.permanent_province].append(citizen)
+    if scenario.population.file is not None:
+        from mocks.ndxp.db import read_population_file
+
+        for citizen in read_population_file(scenario.population.file):
+            by_province[citizen.permanent_province].append(citizen)
+    return by_province
+
+
+def _start_ndxp(workdir: Path, db_path: Path, api_key: str) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    env = {
+        "NDXP_DATABASE_URL": f"sqlite:///{db_path}",
+        "NDXP_API_KEYS": json.dumps({AGENCY: api_key}),
+        "NDXP_ENVIRONMENT": "development",
+    }
+    proc = ManagedProcess(
+        "ndxp", popsync_command("ndxp", "serve", "--port", str(port)), env, workdir / "ndxp.log"
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_ready(lambda: httpx.get(f"{url}/health", timeout=1.0).status_code == 200, timeout=60)
+    return proc, url
+
+
+def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcome:
+    """Run one scenario end to end and return its summary; stops everything it started."""
+    scenario = load_scenario(path)
+    run_id = f"{_slug(scenario.name)}-{uuid.uuid4().hex[:8]}"
+    with ExitStack() as stack:
+        workdir = stack.enter_context(_workdir(options))
+        console.print(f"[bold]popsync[/] scenario [cyan]{scenario.name}[/] (run {run_id}, workdir {workdir})")
+        bootstrap = stack.enter_context(kafka_broker(options.bootstrap_servers, log=lambda m: console.print(f"  {m}")))
+        topics = TopicNames(f"popsync.{run_id}")
+        ensure_topics(bootstrap, topics.all(), scenario.partitions)
+
+        progress = Progress(
+            TextColumn("{task.description:<38}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=False,
+        )
+        stack.enter_context(progress)
+        citizens = _population(scenario)
+        n_citizens = sum(len(v) for v in citizens.values())
+        db_task = progress.add_task("NPD: load population", total=n_citizens)
+        db_path = workdir / "npd.sqlite"
+        db = PopulationDB.create(db_path)
+        try:
+            loaded = 0
+            for group in citizens.values():
+                loaded += db.load(group)
+                progress.update(db_task, completed=loaded)
+        finally:
+            db.close()
+
+        api_key = secrets.token_urlsafe(24)
+        ndxp, ndxp_url = _start_ndxp(workdir, db_path, api_key)
+        stack.callback(ndxp.stop)
+        collector = Collector(bootstrap, topics).start()
+        stack.callback(collector.stop)
+        run = Run(scenario, workdir, bootstrap, topics, ndxp_url, api_key, collector)
+        for i in range(1, options.workers + 1):
+            run.start_worker(i)
+        stack.callback(lambda: [w.stop() for w in run.workers])
+
+        sources = [(s.sector.value, s.province) for s in scenario.sources]
+        tasks: dict[tuple[str, str], TaskID] = {}
+        for key in dict.fromkeys(sources):
+            label = f"{SECTOR_LABELS.get(key[0], key[0])} ({key[1]}): reconcile"
+            tasks[key] = progress.add_task(label, total=None)
+        stop_ticker = threading.Event()
+
+        def tick() -> None:
+            while not stop_ticker.wait(0.3):
+                with collector.lock:
+                    done = dict(collector.per_source)
+                for key, task in tasks.items():
+                    progress.update(task, completed=done.get(key, 0))
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        stack.callback(stop_ticker.set)
+        if options.on_running is not None:
+            options.on_running(run)
+
+        started = time.monotonic()
+        keys: list[str] = []
+        rejected_lines = 0
+        expected_by_source: dict[tuple[str, str], int] = defaultdict(int)
+        with LgspConnector(bootstrap, topics) as connector:
+            for index, source in enumerate(scenario.sources):
+                label = f"{SECTOR_LABELS.get(source.sector.value, source.sector.value)} ({source.province}): publish"
+                pub_task = progress.add_task(label, total=None)
+                connector.rate = source.rate
+                if source.generate is not None:
+                    others = [c for p, group in citizens.items() if p != source.province for c in group]
+                    records = generate_records(
+                        source.generate,
+                        sector=source.sector.value,
+                        province=source.province,
+                        citizens=citizens.get(source.province, []),
+                        other_citizens=others,
+                        seed=scenario.seed + index,
+                    )
+                    progress.update(pub_task, total=len(records))
+                    report = connector.publish_records(
+                        records, f"source-{index}", on_progress=lambda n, t=pub_task: progress.update(t, completed=n)
+                    )
+                else:
+                    assert source.file is not None
+                    report = connector.publish_file(
+                        source.file, on_progress=lambda n, t=pub_task: progress.update(t, completed=n)
+                    )
+                progress.update(pub_task, total=report.published + report.rejected)
+                keys.extend(report.keys)
+                rejected_lines += report.rejected
+                for key, n in report.by_source.items():
+                    expected_by_source[key] += n
+                    if key not in tasks:
+                        tasks[key] = progress.add_task(f"{key[0]} ({key[1]}): reconcile", total=None)
+        for key, task in tasks.items():
+            progress.update(task, total=expected_by_source.get(key, 0))
+        run.published = len(keys)
+
+        _wait_for_outcomes(run, len(keys), rejected_lines, started, options.timeout_s)
+        duration = time.monotonic() - started
+        tick_final = dict(collector.per_source)
+        for key, task in tasks.items():
+            progress.update(task, completed=tick_final.get(key, 0))
+        stream_counts = _wait_for_stream_counts(collector, len(keys))
+        summary = build_summary(scenario.name, keys, collector.results, len(collector.rejected), duration)
+        if options.results is not None:
+            write_results(options.results, keys, collector.results, collector.rejected.values())
+        if options.summary is not None:
+            options.summary.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        expectations = [(e.sector.value, e.province, e.figures()) for e in scenario.expect]
+        problems = check_expectations(summary, expectations)
+        return RunOutcome(summary, problems, stream_counts)
+
+
+def _wait_for_outcomes(run: Run, records: int, rejected: int, started: float, timeout_s: float) -> None:
+    deadline = started + timeout_s
+    while True:
+        run.collector.check()
+        with run.collector.lock:
+            have, dead = len(run.collector.results), len(run.collector.rejected)
+        if have >= records and dead >= rejected:
+            return
+        for worker in run.workers:
+            if not worker.alive() and worker.proc is not None and worker.proc.returncode not in (None, -9):
+                raise ServiceError(f"{worker.name} stopped (exit {worker.proc.returncode}):\n{worker.log_tail()}")
+        if time.monotonic() > deadline:
+            raise ServiceError(
+                f"timed out after {timeout_s:.0f} s with {have:,} of {records:,} outcomes; see {run.workdir}"
+            )
+        time.sleep(0.2)
+
+
+def _wait_for_stream_counts(collector: Collector, records: int, timeout_s: float = 30.0) -> dict[str, int]:
+    """The workers' own counts, once their snapshots cover every record (they lag by one interval)."""
+    deadline = time.monotonic() + timeout_s
+    counts = collector.stream_counts()
+    while sum(counts.values()) < records and time.monotonic() < deadline:
+        time.sleep(0.3)
+        counts = collector.stream_counts()
+    return dict(counts)
+
+
+def simulate(path: Path, options: RunOptions, console: Console) -> int:
+    """The CLI command: run, print the report lines, write the files, exit 1 if `expect` fails."""
+    outcome = run_scenario(path, options, console)
+    summary = outcome.summary
+    console.print()
+    for total in summary["totals"]:
+        console.print(report_line(total))
+    if summary["rejected"]:
+        console.print(f"Bị từ chối (dead-letter): {summary['rejected']:,}".replace(",", "."))
+    lag = summary["sync_lag_ms"]
+    console.print(
+        f"[dim]{summary['records_per_s']:,.0f} records/s over {summary['duration_s']:.1f} s; "
+        f"sync lag p50 {lag['p50']} ms, p95 {lag['p95']} ms, p99 {lag['p99']} ms[/]"
+    )
+    if outcome.problems:
+        raise ExpectationFailed("expectations not met:\n  " + "\n  ".join(outcome.problems))
+    if path and load_scenario(path).expect:
+        console.print("[green]every expected figure matches[/]")
+    return 0

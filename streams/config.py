@@ -1,0 +1,41 @@
+"""Settings of a reconciliation worker (env prefix STREAMS_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["StreamsSettings", "get_settings"]
+
+
+class StreamsSettings(BaseSettings):
+    """Everything a faust worker needs; one instance per worker process."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMS_", extra="ignore")
+
+    bootstrap_servers: str = Field(
+        default="", validation_alias="POPSYNC_BOOTSTRAP_SERVERS", description="host:port[,host:port]"
+    )
+    app_id: str = "popsync"
+    topic_prefix: str = "popsync"
+    partitions: int = Field(default=6, ge=1, le=1000)
+    ndxp_url: str = "http://127.0.0.1:8600"
+    ndxp_api_key: SecretStr = SecretStr("")
+    ndxp_timeout_s: float = Field(default=30.0, gt=0)
+    ndxp_max_backoff_s: float = Field(default=10.0, gt=0)
+    batch_size: int = Field(default=1000, ge=1, le=1000)  # the NDXP batch limit is 1,000 IDs
+    batch_within_s: float = Field(default=0.25, gt=0)
+    progress_interval_s: float = Field(default=1.0, gt=0)
+    session_timeout_s: float = Field(default=10.0, gt=0)
+    data_dir: Path = Path(".popsync/worker")
+    worker_id: str = "worker-1"
+    log_level: str = "WARNING"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> StreamsSettings:
+    """The settings of this process, read from the environment once."""
+    return StreamsSettings()

@@ -1,0 +1,115 @@
+"""The reconcile agents: sector records in, one outcome per record out, duplicates tracked in a table."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+import faust
+
+from schemas.outcomes import Outcome
+from schemas.records import Rejected, parse_line
+from schemas.rules import decide, lookup_key
+from streams.messages import (
+    HEADER_PUBLISHED_MS,
+    HEADER_REQUEST_ID,
+    HEADER_SEQ,
+    decode_headers,
+    dumps,
+    now_ms,
+    result_key,
+)
+from streams.ndxp_client import NdxpClient
+from streams.stats import WorkerStats
+from streams.topics import TopicNames
+
+__all__ = ["Reconciler"]
+
+log = logging.getLogger(__name__)
+
+
+class Reconciler:
+    """Decides a batch of records: one NDXP call, the pure rules, then results and table writes.
+
+    Delivery underneath is at-least-once. What makes re-processing harmless:
+    - the outcome rules are a pure function of (record, citizen, first holder);
+    - the duplicate table stores the *record_id* of the first record of a source that got past step 6
+      for a personal ID, so re-deciding that record finds itself and is not a duplicate;
+    - results are keyed by (sector, province, record_id): a replayed result is the same fact again.
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        topics: TopicNames,
+        client: NdxpClient,
+        holders: Any,
+        stats: WorkerStats,
+    ) -> None:
+        self.app = app
+        self.topics = topics
+        self.client = client
+        self.holders = holders  # faust Table: "sector|province|personal_id" -> record_id of the first holder
+        self.stats = stats
+
+    async def process(self, events: Sequence[faust.types.EventT]) -> None:
+        parsed = [parse_line(ev.value or b"") for ev in events]
+        ids = [lookup_key(p) for p in parsed if p is not None and not isinstance(p, Rejected)]
+        request_id = decode_headers(events[0].message.headers).get(HEADER_REQUEST_ID) or uuid.uuid4().hex
+        citizens = await self.client.lookup_many([i for i in ids if i], request_id=request_id)
+        store = self.holders.data
+        pending: list[Awaitable[Any]] = []
+        decided_ms = now_ms()
+        for event, record in zip(events, parsed, strict=True):
+            message = event.message
+            headers = decode_headers(message.headers)
+            if record is None:  # an empty value is not a record and carries nothing to reject
+                continue
+            if isinstance(record, Rejected):
+                pending.append(self._dead_letter(record, message, headers))
+                continue
+            key = lookup_key(record)
+            holder_key = f"{record.sector}|{record.province}|{key}" if key else None
+            holder = store.get(holder_key) if holder_key else None
+            decision = decide(record, citizens.get(key) if key else None, holder)
+            if decision.passed_identity and holder is None and holder_key:
+                store[holder_key] = record.record_id
+                self.holders.send_changelog(message.partition, holder_key, record.record_id)
+            published_ms = int(headers.get(HEADER_PUBLISHED_MS) or message.timestamp * 1000)
+            result = {
+                "record_id": record.record_id,
+                "sector": record.sector,
+                "province": record.province,
+                "outcome": decision.outcome.value,
+                "fields": list(decision.fields),
+                "seq": int(headers.get(HEADER_SEQ) or -1),
+                "published_ms": published_ms,
+                "decided_ms": decided_ms,
+            }
+            rkey = result_key(record.sector, record.province, record.record_id).encode()
+            pending.append(await self.app.producer.send(self.topics.results, rkey, dumps(result), None, None, None))
+            if decision.outcome is Outcome.CORRECTED:
+                correction = {**result, "corrections": dict(decision.corrections)}
+                pending.append(
+                    await self.app.producer.send(self.topics.corrections, rkey, dumps(correction), None, None, None)
+                )
+            self.stats.observe(decision.outcome.value, decided_ms - published_ms)
+        # Wait for every result to be acknowledged before the batch's offsets can be committed.
+        await asyncio.gather(*pending)
+
+    async def _dead_letter(self, rejected: Rejected, message: Any, headers: dict[str, str]) -> Any:
+        body = {
+            "reason": rejected.reason,
+            "record_id": rejected.record_id,
+            "sector": rejected.sector,
+            "province": rejected.province,
+            "origin": f"{message.topic}:{message.partition}:{message.offset}",
+            "raw": (message.value or b"").decode("utf-8", "replace"),
+        }
+        self.stats.observe(Outcome.REJECTED.value, None)
+        log.warning("rejected a message at %s: %s", body["origin"], rejected.reason)
+        key = body["origin"].encode()
+        return await self.app.producer.send(self.topics.deadletter, key, dumps(body), None, None, None)

@@ -1,0 +1,71 @@
+"""Topic names of one popsync deployment, and their explicit creation with the right partition count."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from schemas.outcomes import Sector
+
+__all__ = ["TopicNames", "ensure_topics"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """Names derived from one prefix, so parallel runs and tests never share a topic."""
+
+    prefix: str
+
+    def records(self, sector: str) -> str:
+        """The topic a sector's records are published to."""
+        return f"{self.prefix}.records.{sector}"
+
+    @property
+    def record_topics(self) -> tuple[str, ...]:
+        return tuple(self.records(s.value) for s in Sector)
+
+    @property
+    def results(self) -> str:
+        return f"{self.prefix}.results"
+
+    @property
+    def progress(self) -> str:
+        return f"{self.prefix}.progress"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}.deadletter"
+
+    @property
+    def corrections(self) -> str:
+        return f"{self.prefix}.corrections"
+
+    def all(self) -> tuple[str, ...]:
+        return (*self.record_topics, self.results, self.progress, self.deadletter, self.corrections)
+
+
+def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int) -> None:
+    """Create the topics that do not exist yet, with `partitions` partitions each.
+
+    faust would auto-create source topics with the broker's default count, which breaks the keyed
+    ordering popsync relies on when the counts differ; so topics are always created up front.
+    """
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="popsync-admin")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [n for n in names if n not in existing]
+        if not wanted:
+            return
+        try:
+            admin.create_topics([NewTopic(n, partitions, 1) for n in wanted])
+        except TopicAlreadyExistsError:  # another process raced us; the topics are there
+            pass
+        log.info("created %d topics with %d partitions", len(wanted), partitions)
+    finally:
+        admin.close()

@@ -1,0 +1,75 @@
+"""Wires topics, tables and agents into a faust app and runs it as a worker process."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from streams.app import create_app
+from streams.config import StreamsSettings
+from streams.counting import OutcomeCounter
+from streams.ndxp_client import NdxpClient
+from streams.reconcile import Reconciler
+from streams.stats import WorkerStats
+from streams.topics import TopicNames, ensure_topics
+
+__all__ = ["build_worker_app", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def build_worker_app(settings: StreamsSettings) -> faust.App:
+    """The app with its agents: one reconcile agent per sector topic, one counting agent on results."""
+    app = create_app(settings)
+    topics = TopicNames(settings.topic_prefix)
+    stats = WorkerStats()
+    partitions = settings.partitions
+    holders = app.Table("first-holder", partitions=partitions, key_serializer="json", value_serializer="json")
+    outcomes = app.Table("outcomes", partitions=partitions, key_serializer="json", value_serializer="json")
+    client_box: dict[str, NdxpClient] = {}
+
+    def client() -> NdxpClient:
+        # Built lazily inside the running loop: httpx binds its pool to the loop that first uses it.
+        if "c" not in client_box:
+            client_box["c"] = NdxpClient(
+                settings.ndxp_url,
+                settings.ndxp_api_key.get_secret_value(),
+                timeout_s=settings.ndxp_timeout_s,
+                max_backoff_s=settings.ndxp_max_backoff_s,
+            )
+        return client_box["c"]
+
+    counter = OutcomeCounter(app, topics, outcomes, stats, settings.worker_id)
+    outcomes.on_recover(counter.rebuild)
+
+    for sector_topic in topics.record_topics:
+        topic = app.topic(sector_topic, partitions=partitions, key_type=bytes, value_type=bytes)
+        reconciler_box: dict[str, Reconciler] = {}
+
+        async def reconcile(stream: Any, _box: dict[str, Reconciler] = reconciler_box) -> None:
+            async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+                if "r" not in _box:
+                    _box["r"] = Reconciler(app, topics, client(), holders, stats)
+                await _box["r"].process(events)
+
+        app.agent(topic, name=f"reconcile-{sector_topic.rsplit('.', 1)[-1]}")(reconcile)
+
+    results = app.topic(topics.results, partitions=partitions, key_type=bytes, value_type=bytes)
+
+    async def count(stream: Any) -> None:
+        async for events in stream.take_events(5000, within=0.2):
+            await counter.process(events)
+
+    app.agent(results, name="count-outcomes")(count)
+    app.timer(settings.progress_interval_s)(counter.snapshot)
+    return app
+
+
+def run_worker(settings: StreamsSettings) -> None:
+    """Run one worker until SIGTERM/SIGINT; creates the topics first so partition counts are right."""
+    ensure_topics(settings.bootstrap_servers, TopicNames(settings.topic_prefix).all(), settings.partitions)
+    app = build_worker_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
