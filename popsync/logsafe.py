@@ -1,29 +1,12 @@
-"""Logging set-up with a last line of defence: digit runs that look like IDs are masked in every record."""
+"""Logging set-up for the CLI: stderr, with personal IDs masked in every record."""
 
 from __future__ import annotations
 
 import logging
-import re
 
-__all__ = ["MaskingFilter", "configure_logging", "mask_ids"]
+from schemas.masking import MaskingFilter
 
-_ID_RUN = re.compile(r"(?<![0-9])([0-9]{3})[0-9]{4,7}([0-9]{2})(?![0-9])")
-
-
-def mask_ids(text: str) -> str:
-    """Mask 9–12-digit runs (personal and legacy IDs): `008190123456` → `008*******56`."""
-    return _ID_RUN.sub(lambda m: m.group(1) + "*" * (len(m.group(0)) - 5) + m.group(2), text)
-
-
-class MaskingFilter(logging.Filter):
-    """Rewrites a record's final message with IDs masked, whoever logged it (uvicorn, faust, ours)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_ids(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
+__all__ = ["configure_logging"]
 
 
 def configure_logging(level: str = "WARNING") -> None:

@@ -1,1 +1,52 @@
 """popsync: schemas."""
+
+from schemas.citizen import Citizen, mask_id
+from schemas.names import fold_diacritics, mask_name, normalize_name
+from schemas.outcomes import RECORD_OUTCOMES, SECTORS, UNSYNCED_OUTCOMES, Outcome, Sector, is_synced
+from schemas.personal_id import century_digit, consistent_with, decode, id_shape, make_personal_id
+from schemas.provinces import PROVINCES, is_province, province_name
+from schemas.records import (
+    REQUIRED_FIELDS,
+    Record,
+    Rejected,
+    parse_date,
+    parse_event,
+    parse_gender,
+    parse_line,
+    parse_object,
+)
+from schemas.rules import Decision, decide, holder_key, lookup_key
+
+__all__ = [
+    "PROVINCES",
+    "RECORD_OUTCOMES",
+    "REQUIRED_FIELDS",
+    "SECTORS",
+    "UNSYNCED_OUTCOMES",
+    "Citizen",
+    "Decision",
+    "Outcome",
+    "Record",
+    "Rejected",
+    "Sector",
+    "century_digit",
+    "consistent_with",
+    "decide",
+    "decode",
+    "fold_diacritics",
+    "holder_key",
+    "id_shape",
+    "is_province",
+    "is_synced",
+    "lookup_key",
+    "make_personal_id",
+    "mask_id",
+    "mask_name",
+    "normalize_name",
+    "parse_date",
+    "parse_event",
+    "parse_gender",
+    "parse_line",
+    "parse_object",
+    "province_name",
+]

@@ -23,7 +23,7 @@ Gender = Literal["male", "female"]
 
 
 def id_shape(value: str) -> Literal["personal", "legacy", "malformed"]:
-    """Classify an already-trimmed ID: a 12-digit ID with a known province, a 9-digit legacy ID, or neither."""
+    """Classify a trimmed ID: a 12-digit ID with a known province, a 9-digit legacy ID, or neither."""
     if _TWELVE.fullmatch(value):
         return "personal" if is_province(value[:3]) else "malformed"
     if _NINE.fullmatch(value):

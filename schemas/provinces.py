@@ -22,7 +22,7 @@ PROVINCES: dict[str, str] = {
     "093": "Hậu Giang", "094": "Sóc Trăng", "095": "Bạc Liêu", "096": "Cà Mau",
 }  # fmt: skip
 
-assert len(PROVINCES) == 63  # noqa: S101 - a wrong table would silently misjudge IDs
+assert len(PROVINCES) == 63  # a wrong table would silently misjudge IDs
 
 
 def is_province(code: object) -> bool:

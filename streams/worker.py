@@ -7,6 +7,7 @@ from typing import Any
 
 import faust
 
+from schemas.masking import MaskingFilter
 from streams.app import create_app
 from streams.config import StreamsSettings
 from streams.counting import OutcomeCounter
@@ -67,9 +68,18 @@ def build_worker_app(settings: StreamsSettings) -> faust.App:
     return app
 
 
+class _Worker(faust.Worker):  # type: ignore[misc]  # faust ships no type information
+    """faust's worker with popsync's log masking on every handler of the root logger."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        for handler in logger.handlers:
+            handler.addFilter(MaskingFilter())
+
+
 def run_worker(settings: StreamsSettings) -> None:
     """Run one worker until SIGTERM/SIGINT; creates the topics first so partition counts are right."""
     ensure_topics(settings.bootstrap_servers, TopicNames(settings.topic_prefix).all(), settings.partitions)
     app = build_worker_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker = _Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -1,0 +1,47 @@
+# One entry point for every chore; the README and CI call these targets.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+OUT    := out
+
+.PHONY: setup demo tuyen-quang test test-unit test-integration lint typecheck bench kafka-jars clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "popsync needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install popsync with its test tools
+
+kafka-jars: setup  ## fetch the pinned Apache Kafka jars from Maven Central into the cache (done on first use too)
+	$(BIN)/python -c 'from popsync.kafka_local import fetch_kafka_jars; print(fetch_kafka_jars())'
+
+demo: setup  ## run the quick demo scenario (starts Kafka, the NDXP mock and a worker for you)
+	@mkdir -p $(OUT)
+	$(BIN)/popsync simulate scenarios/demo.yaml --summary $(OUT)/demo-summary.json --results $(OUT)/demo-results.jsonl
+
+tuyen-quang: setup  ## reproduce Tuyên Quang's December 2023 insurance figure (757,543 records)
+	@mkdir -p $(OUT)
+	$(BIN)/popsync simulate scenarios/tuyen-quang-2023-12-insurance.yaml --summary $(OUT)/tuyen-quang-summary.json
+
+test: setup kafka-jars  ## the whole test suite: unit, then integration on a real broker
+	$(BIN)/pytest tests
+
+test-unit: setup
+	$(BIN)/pytest tests/unit
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+bench: setup  ## throughput benchmarks (ratios against a baseline measured in the same run)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache

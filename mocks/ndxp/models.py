@@ -1,0 +1,146 @@
+"""Request and response bodies of the NDXP API (`XBase` shared fields, `XPublic` what leaves the API)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+
+from schemas.citizen import Citizen
+
+__all__ = [
+    "MAX_BATCH",
+    "AuditEntriesPublic",
+    "AuditEntryPublic",
+    "BatchItemPublic",
+    "BatchPublic",
+    "BatchQuery",
+    "CitizenBase",
+    "CitizenPublic",
+    "FieldResult",
+    "HealthPublic",
+    "LegacyPublic",
+    "Message",
+    "Purpose",
+    "VerifyPublic",
+    "VerifyQuery",
+]
+
+MAX_BATCH = 1000
+ID_PATTERN = r"^(?:[0-9]{9}|[0-9]{12})$"
+PERSONAL_ID_PATTERN = r"^[0-9]{12}$"
+LEGACY_ID_PATTERN = r"^[0-9]{9}$"
+
+Purpose = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    Field(description="why the data is needed; recorded in the audit with every disclosure"),
+]
+FieldResult = Literal["match", "match_without_diacritics", "mismatch"]
+
+
+class Message(BaseModel):
+    """An error body: `{"detail": "what was wrong and what to do"}`."""
+
+    detail: str
+
+
+class CitizenBase(BaseModel):
+    """The basic fields every citizen has (CONTRACT.md, Citizen)."""
+
+    personal_id: str
+    legacy_id: str | None = None
+    full_name: str
+    date_of_birth: date
+    gender: Literal["male", "female"]
+    birth_province: str
+    permanent_province: str
+    status: Literal["alive", "deceased"] = "alive"
+    date_of_death: date | None = None
+
+
+class CitizenPublic(CitizenBase):
+    """A citizen as disclosed: the basic fields above plus the others the NPD holds (ethnicity,
+    religion, father_id …). The JSON is a CONTRACT.md Citizen: `Citizen.model_validate` reads it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @classmethod
+    def of(cls, citizen: Citizen) -> CitizenPublic:
+        return cls.model_validate(citizen.model_dump())
+
+
+class VerifyQuery(BaseModel):
+    """Single verification: the ID and whichever fields the caller wants checked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=ID_PATTERN, description="12-digit personal ID or 9-digit legacy ID")
+    full_name: str | None = Field(default=None, min_length=1)
+    date_of_birth: date | None = None
+    gender: Literal["male", "female"] | None = None
+    purpose: Purpose
+
+
+class VerifyPublic(BaseModel):
+    """Verification result. `fields` has one entry per claimed field; empty when not found."""
+
+    found: bool
+    personal_id: str | None = None
+    fields: dict[str, FieldResult] = Field(default_factory=dict)
+    deceased: bool | None = None
+    permanent_province: str | None = None
+
+
+class BatchQuery(BaseModel):
+    """Up to 1000 IDs; items that are not strings of 9 or 12 ASCII digits come back with an `error`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[JsonValue] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description=f"1 to {MAX_BATCH} IDs (12-digit personal or 9-digit legacy); split larger batches",
+    )
+    purpose: Purpose
+
+
+class BatchItemPublic(BaseModel):
+    """The answer for one queried ID, in request order."""
+
+    query_id: JsonValue
+    found: bool
+    citizen: CitizenPublic | None = None
+    error: str | None = None
+
+
+class BatchPublic(BaseModel):
+    results: list[BatchItemPublic]
+
+
+class LegacyPublic(BaseModel):
+    legacy_id: str
+    personal_id: str
+
+
+class AuditEntryPublic(BaseModel):
+    """One disclosure: who (agency), which citizen, which fields, when (UTC), why, under which request."""
+
+    seq: int
+    at: datetime
+    agency: str
+    personal_id: str
+    fields: list[str]
+    purpose: str
+    request_id: str
+    endpoint: str
+
+
+class AuditEntriesPublic(BaseModel):
+    entries: list[AuditEntryPublic]
+    count: int
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"] = "ok"

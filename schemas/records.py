@@ -1,0 +1,253 @@
+"""Parsing a records-file line or a Kafka message value into a sector `Record`, or a `Rejected` (rule 1)."""
+
+from __future__ import annotations
+
+import json
+import re
+import reprlib
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from schemas.outcomes import Sector
+from schemas.provinces import is_province
+
+__all__ = [
+    "REQUIRED_FIELDS",
+    "Record",
+    "Rejected",
+    "parse_date",
+    "parse_event",
+    "parse_gender",
+    "parse_line",
+    "parse_object",
+]
+
+Gender = Literal["male", "female"]
+Event = Literal["birth", "death", "marriage"]
+
+_IDENTITY: tuple[str, ...] = ("personal_id", "full_name", "date_of_birth", "gender")
+
+# Required fields per sector, in the order `Record.missing` and a missing_fields result list them.
+# civil_status: a birth carries no personal_id yet, so `parse_object` drops it from the list for births.
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    Sector.INSURANCE.value: (*_IDENTITY, "insurance_code"),
+    Sector.CIVIL_STATUS.value: (*_IDENTITY, "event", "event_date", "registration_no"),
+    Sector.LABOUR.value: _IDENTITY,
+}
+
+_SECTOR_LIST = ", ".join(s.value for s in Sector)
+_BOM = "\ufeff"
+# Only ASCII digits are digits (`\d` would take Arabic-Indic and full-width ones), and dates are zero-padded.
+_ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_VN_DATE = re.compile(r"([0-9]{2})/([0-9]{2})/([0-9]{4})")
+_INSURANCE_CODE = re.compile(r"[0-9]{10}")
+# Keys are NFC and case-folded; `Nữ` is written with an escape so an editor cannot decompose it.
+_GENDERS: dict[str, Gender] = {"male": "male", "female": "female", "nam": "male", "n\u1eef": "female"}
+_EVENTS: dict[str, Event] = {"birth": "birth", "death": "death", "marriage": "marriage"}
+
+# Reasons quote what they were given; a bounded repr keeps a megabyte-long value out of the dead-letter topic.
+# (Repr takes these as keywords only from Python 3.12.)
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 40
+_repr.maxlist = _repr.maxdict = 4
+_repr.maxlevel = 2
+_show = _repr.repr
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Not a record (rule 1): goes to the dead-letter topic with a reason."""
+
+    reason: str
+    record_id: str | None = None
+    sector: str | None = None
+    province: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A sector record that passed rule 1; its fields read, not yet judged against the NPD."""
+
+    record_id: str
+    sector: str
+    province: str
+    personal_id: str | None
+    full_name: str | None
+    date_of_birth: date | None
+    gender: Gender | None
+    missing: tuple[str, ...]
+    raw: Mapping[str, Any]
+    # civil_status only (None elsewhere): a birth needs no personal_id.
+    event: Event | None = None
+
+
+def _text(value: object) -> str | None:
+    """A string that is not blank, ends trimmed; None for anything else."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return None
+
+
+def _name(value: object) -> str | None:
+    """A non-blank string as given: names are compared after normalisation, never rewritten here."""
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _insurance_code(value: object) -> str | None:
+    text = _text(value)
+    return text if text is not None and _INSURANCE_CODE.fullmatch(text) else None
+
+
+def parse_date(value: object) -> date | None:
+    """A real, zero-padded `YYYY-MM-DD` or `DD/MM/YYYY` date (ends trimmed); None for anything else."""
+    text = _text(value)
+    if text is None:
+        return None
+    if m := _ISO_DATE.fullmatch(text):
+        year, month, day = m.groups()
+    elif m := _VN_DATE.fullmatch(text):
+        day, month, year = m.groups()
+    else:
+        return None
+    try:
+        return date(int(year), int(month), int(day))
+    except ValueError:  # 2023-02-29, month 13, year 0000
+        return None
+
+
+def _word(value: object) -> str | None:
+    text = _text(value)
+    return unicodedata.normalize("NFC", text).casefold() if text is not None else None
+
+
+def parse_gender(value: object) -> Gender | None:
+    """`male`/`female`/`Nam`/`Nữ` in any case or Unicode form, ends trimmed; None for anything else."""
+    word = _word(value)
+    return _GENDERS.get(word) if word is not None else None
+
+
+def parse_event(value: object) -> Event | None:
+    """A civil-status event `birth`/`death`/`marriage`, read like a gender word; None for anything else."""
+    word = _word(value)
+    return _EVENTS.get(word) if word is not None else None
+
+
+# Readers of the required fields that `Record` does not carry; None means absent or unreadable.
+_OTHER_READERS: dict[str, Callable[[object], object]] = {
+    "insurance_code": _insurance_code,
+    "event_date": parse_date,
+    "registration_no": _text,
+}
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, in JSON's words, for a reason."""
+    if isinstance(value, list):
+        return "a JSON array"
+    if isinstance(value, str):
+        return "a JSON string"
+    if isinstance(value, bool):
+        return "a JSON boolean"
+    if isinstance(value, int | float):
+        return "a JSON number"
+    if value is None:
+        return "JSON null"
+    return f"a {type(value).__name__}"
+
+
+def _rule_one_problems(obj: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    record_id = obj.get("record_id")
+    if record_id is not None and not isinstance(record_id, str):
+        problems.append(f"record_id must be a string, not {_kind(record_id)}")
+    elif _text(record_id) is None:
+        problems.append("record_id is absent or blank")
+    if "sector" not in obj:
+        problems.append(f"sector is absent; it must be one of {_SECTOR_LIST}")
+    elif not isinstance(obj["sector"], str) or obj["sector"] not in REQUIRED_FIELDS:
+        problems.append(f"sector {_show(obj['sector'])} is not one of {_SECTOR_LIST}")
+    if "province" not in obj:
+        problems.append("province is absent; it must be one of the 63 province codes")
+    elif not is_province(obj["province"]):
+        problems.append(f"province {_show(obj['province'])} is not one of the 63 province codes")
+    return problems
+
+
+def _as_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def parse_object(obj: object) -> Rejected | Record:
+    """Apply rule 1 to a decoded JSON value and read the fields of what passes."""
+    if not isinstance(obj, Mapping):
+        return Rejected(f"not a JSON object (got {_kind(obj)})")
+    problems = _rule_one_problems(obj)
+    if problems:
+        record_id = obj.get("record_id")
+        return Rejected(
+            "; ".join(problems),
+            record_id if _text(record_id) is not None else None,
+            _as_str(obj.get("sector")),
+            _as_str(obj.get("province")),
+        )
+    sector: str = obj["sector"]
+    personal_id = _text(obj.get("personal_id"))
+    full_name = _name(obj.get("full_name"))
+    date_of_birth = parse_date(obj.get("date_of_birth"))
+    gender = parse_gender(obj.get("gender"))
+    event = parse_event(obj.get("event")) if sector == Sector.CIVIL_STATUS else None
+    read: dict[str, object] = {
+        "personal_id": personal_id,
+        "full_name": full_name,
+        "date_of_birth": date_of_birth,
+        "gender": gender,
+        "event": event,
+    }
+    required = REQUIRED_FIELDS[sector]
+    if event == "birth":
+        # Provisional until the civil-status rules land: a birth is registered before any ID is issued.
+        required = tuple(f for f in required if f != "personal_id")
+    missing = tuple(f for f in required if (read[f] if f in read else _OTHER_READERS[f](obj.get(f))) is None)
+    return Record(
+        record_id=obj["record_id"],
+        sector=sector,
+        province=obj["province"],
+        personal_id=personal_id,
+        full_name=full_name,
+        date_of_birth=date_of_birth,
+        gender=gender,
+        missing=missing,
+        raw=obj,
+        event=event,
+    )
+
+
+def parse_line(line: bytes | bytearray | str) -> Rejected | Record | None:
+    """Parse one records-file line (or message value): None for an empty line, else as `parse_object`.
+
+    A UTF-8 byte-order mark at the start is dropped (the reader hands over the file's first line with it);
+    the line ending (`\\n` or `\\r\\n`) may be present. A line of only white space is not a JSON object.
+    """
+    if isinstance(line, bytes | bytearray):
+        try:
+            text = bytes(line).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Rejected(f"line is not valid UTF-8 (byte {exc.start})")
+    else:
+        text = line
+    text = text.removeprefix(_BOM).removesuffix("\n").removesuffix("\r")
+    if not text:
+        return None
+    if not text.strip():
+        return Rejected("not a JSON object (the line is blank)")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Rejected(f"not a JSON object (invalid JSON: {exc.msg} at column {exc.colno})")
+    except (ValueError, RecursionError) as exc:
+        # An integer past Python's digit limit, or nesting deeper than the interpreter's stack.
+        return Rejected(f"not a JSON object (unreadable JSON: {type(exc).__name__})")
+    return parse_object(obj)

@@ -1,0 +1,148 @@
+"""The outcome rules 2–12 of CONTRACT.md as one pure function of record, citizen and what the source has seen.
+
+Rule 1 (`rejected`) is decided earlier, by `schemas.records.parse_line` / `parse_object`. The caller:
+
+    key = lookup_key(record)                      # None: rules 2–3 decide, no NPD look-up needed
+    citizen = npd.find(key) if key else None      # by 12-digit or by legacy 9-digit ID
+    first = holders.get(holder_key(record))       # record_id of the source's first holder of that ID
+    decision = decide(record, citizen, first)
+    if decision.passed_identity and first is None:
+        holders[holder_key(record)] = record.record_id
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.citizen import Citizen
+from schemas.names import fold_diacritics, normalize_name
+from schemas.outcomes import Outcome, Sector
+from schemas.personal_id import consistent_with, id_shape
+from schemas.records import REQUIRED_FIELDS, Record
+
+__all__ = ["Decision", "decide", "holder_key", "lookup_key"]
+
+_IDENTITY: tuple[str, ...] = ("personal_id", "full_name", "date_of_birth", "gender")
+_ID_FIELD: tuple[str, ...] = ("personal_id",)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One record's outcome, the fields it names, and what the caller must remember or emit."""
+
+    outcome: Outcome
+    # missing_fields: the absent/unreadable required fields; mismatch: the differing ones;
+    # malformed_id: ("personal_id",). Empty otherwise.
+    fields: tuple[str, ...] = ()
+    # Got past step 6 (the ID is well formed, the citizen exists and agrees with the ID): only such
+    # records can be the first holder that makes later ones duplicates (rule 7).
+    passed_identity: bool = False
+    # corrected: field → the NPD's authoritative value, the correction to emit.
+    corrections: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the outcome as its string, fields as a list."""
+        return {
+            "outcome": self.outcome.value,
+            "fields": list(self.fields),
+            "passed_identity": self.passed_identity,
+            "corrections": dict(self.corrections),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        """Inverse of `to_dict` (for a decision read back from a topic)."""
+        return cls(
+            outcome=Outcome(data["outcome"]),
+            fields=tuple(data.get("fields", ())),
+            passed_identity=bool(data.get("passed_identity", False)),
+            corrections=dict(data.get("corrections", {})),
+        )
+
+
+def _missing(record: Record) -> tuple[str, ...]:
+    """Rule 2's fields: `record.missing`, plus any identity field the record lacks (in required order).
+
+    For a parsed record this adds only a civil-status birth's absent personal_id: PROVISIONAL until the
+    civil-status rules land (a birth should then get a new ID issued instead of being unsynced). It also
+    keeps `decide` total for a hand-built Record whose `missing` forgot a None field.
+    """
+    absent = set(record.missing)
+    absent.update(name for name in _IDENTITY if getattr(record, name) is None)
+    if not absent:
+        return ()
+    order = REQUIRED_FIELDS.get(record.sector, _IDENTITY)
+    return tuple(f for f in order if f in absent) + tuple(sorted(absent.difference(order)))
+
+
+def lookup_key(record: Record) -> str | None:
+    """The trimmed ID to look up in the NPD, or None when rules 2–3 already decide the record."""
+    if _missing(record) or record.personal_id is None or id_shape(record.personal_id) == "malformed":
+        return None
+    return record.personal_id
+
+
+def holder_key(record: Record) -> tuple[str, str, str] | None:
+    """The key of rule 7's first-holder state: source (sector, province) and the trimmed ID as carried."""
+    if record.personal_id is None:
+        return None
+    return (record.sector, record.province, record.personal_id)
+
+
+def decide(record: Record, citizen: Citizen | None, first_holder: str | None) -> Decision:
+    """Apply rules 2–12 in order; the first that applies wins.
+
+    `citizen` is the NPD's answer for `lookup_key(record)` (None when absent or not looked up);
+    `first_holder` is the record_id of the source's earliest record with the same trimmed personal_id
+    that got past step 6, or None.
+    """
+    pid, name, born, gender = record.personal_id, record.full_name, record.date_of_birth, record.gender
+    # Rule 2.
+    missing = _missing(record)
+    if missing or pid is None or name is None or born is None or gender is None:
+        return Decision(Outcome.MISSING_FIELDS, missing)
+    # Rule 3.
+    shape = id_shape(pid)
+    if shape == "malformed":
+        return Decision(Outcome.MALFORMED_ID, _ID_FIELD)
+    # Rules 4 and 5: the caller looked the ID up (a legacy one through its mapping) and found nobody.
+    if citizen is None:
+        return Decision(Outcome.NOT_FOUND)
+    # Rule 6: the NPD's own gender and birth year against the ID's G and YY digits; a legacy ID has
+    # no such digits, so the 12-digit ID it maps to is checked.
+    checked_id = citizen.personal_id if shape == "legacy" else pid
+    if not consistent_with(checked_id, citizen.gender, citizen.date_of_birth.year):
+        return Decision(Outcome.MALFORMED_ID, _ID_FIELD)
+    # Rule 7: comparing record_ids keeps a re-delivered first holder first (at-least-once processing).
+    if first_holder is not None and first_holder != record.record_id:
+        return Decision(Outcome.DUPLICATE, passed_identity=True)
+    # Rule 8.
+    if citizen.deceased:
+        return Decision(Outcome.DECEASED, passed_identity=True)
+    # Rule 9: labour forms are not written for citizens who moved their permanent residence.
+    if record.sector == Sector.LABOUR and citizen.permanent_province != record.province:
+        return Decision(Outcome.MOVED, passed_identity=True)
+    # Rule 10: a name differs only if it differs even with diacritics removed.
+    differing = tuple(
+        f
+        for f, differs in (
+            ("full_name", fold_diacritics(name) != fold_diacritics(citizen.full_name)),
+            ("date_of_birth", born != citizen.date_of_birth),
+            ("gender", gender != citizen.gender),
+        )
+        if differs
+    )
+    if differing:
+        return Decision(Outcome.MISMATCH, differing, passed_identity=True)
+    # Rule 11: the NPD is authoritative for the 12-digit ID and the name with its diacritics.
+    corrections: dict[str, str] = {}
+    if shape == "legacy":
+        corrections["personal_id"] = citizen.personal_id
+    if normalize_name(name) != normalize_name(citizen.full_name):
+        corrections["full_name"] = citizen.full_name
+    if corrections:
+        return Decision(Outcome.CORRECTED, passed_identity=True, corrections=corrections)
+    # Rule 12.
+    return Decision(Outcome.CLEANED, passed_identity=True)
