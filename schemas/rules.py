@@ -25,7 +25,9 @@ from schemas.records import REQUIRED_FIELDS, Record
 __all__ = ["Decision", "decide", "holder_key", "lookup_key"]
 
 _IDENTITY: tuple[str, ...] = ("personal_id", "full_name", "date_of_birth", "gender")
-_ID_FIELD: tuple[str, ...] = ("personal_id",)
+# CONTRACT.md: `fields` holds "the mismatching or missing fields, where there are any"; a malformed ID is
+# neither, so its `fields` stay empty (the outcome itself names the problem).
+_ID_FIELD: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The outcome rules 2–12 (`schemas.rules.decide`): every rule, every precedence, every reading of CONTRACT.md."""
+"""The outcome rules 2–12 (`schemas.rules.decide`): every rule, every precedence, every reading."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -20,6 +20,9 @@ from schemas.records import REQUIRED_FIELDS, Record, parse_object
 from schemas.rules import Decision, decide, holder_key, lookup_key
 
 pytestmark = pytest.mark.unit
+
+Gender = Literal["male", "female"]
+GENDERS: tuple[Gender, ...] = ("male", "female")
 
 ABSENT: Any = object()  # as a field value: leave the key out of the record
 
@@ -79,7 +82,7 @@ def nfd(text: str) -> str:
 
 
 CLEANED = Decision(Outcome.CLEANED, passed_identity=True)
-MALFORMED = Decision(Outcome.MALFORMED_ID, ("personal_id",))
+MALFORMED = Decision(Outcome.MALFORMED_ID, ())  # fields list only mismatching or missing fields
 NOT_FOUND = Decision(Outcome.NOT_FOUND)
 DUPLICATE = Decision(Outcome.DUPLICATE, passed_identity=True)
 DECEASED = Decision(Outcome.DECEASED, passed_identity=True)
@@ -210,10 +213,14 @@ def test_legacy_id_with_harmless_name_difference_corrects_only_the_id() -> None:
             ("date_of_birth",),
             id="diacritics-only-name-is-not-listed",
         ),
-        pytest.param({"full_name": "Trần Thị Ánh", "gender": "male"}, ("full_name", "gender"), id="name-gender"),
+        pytest.param(
+            {"full_name": "Trần Thị Ánh", "gender": "male"}, ("full_name", "gender"), id="name-gender"
+        ),
     ],
 )
-def test_mismatch_names_the_differing_fields_in_order(changes: dict[str, Any], fields: tuple[str, ...]) -> None:
+def test_mismatch_names_the_differing_fields_in_order(
+    changes: dict[str, Any], fields: tuple[str, ...]
+) -> None:
     assert decide(rec(**changes), citizen(), None) == mismatch(*fields)
 
 
@@ -346,7 +353,9 @@ def test_a_record_that_failed_rule_6_does_not_become_first_holder() -> None:
         pytest.param({"full_name": "Lê Văn Tám"}, Outcome.MISMATCH, id="mismatch-first"),
     ],
 )
-def test_any_record_past_step_6_becomes_first_holder(first_npd: dict[str, Any], first_outcome: Outcome) -> None:
+def test_any_record_past_step_6_becomes_first_holder(
+    first_npd: dict[str, Any], first_outcome: Outcome
+) -> None:
     source = Source(citizen(**first_npd))
     outcomes = [source.process(rec(record_id="r1")), source.process(rec(record_id="r2"))]
     assert outcomes == [first_outcome, Outcome.DUPLICATE]
@@ -395,17 +404,16 @@ def test_same_id_in_other_sources_is_not_duplicate() -> None:
     ],
 )
 def test_npd_contradicting_the_id_is_malformed(npd: dict[str, Any]) -> None:
-    record = rec(gender=npd.get("gender", "female"), date_of_birth=npd.get("date_of_birth", date(1990, 2, 1)).isoformat())
+    record = rec(
+        gender=npd.get("gender", "female"),
+        date_of_birth=npd.get("date_of_birth", date(1990, 2, 1)).isoformat(),
+    )
     assert decide(record, citizen(**npd), None) == MALFORMED
 
 
 def test_npd_contradicting_the_id_is_malformed_even_when_the_record_agrees_with_the_id() -> None:
-    assert decide(rec(), citizen(date_of_birth=date(1991, 2, 1)), None) == mismatch_or_malformed()
-
-
-def mismatch_or_malformed() -> Decision:
     # Rule 6 (malformed) comes before rule 10 (mismatch): the ID itself needs re-issue.
-    return MALFORMED
+    assert decide(rec(), citizen(date_of_birth=date(1991, 2, 1)), None) == MALFORMED
 
 
 def test_legacy_id_checks_the_12_digit_id_it_maps_to() -> None:
@@ -500,7 +508,9 @@ def test_each_required_field_absent_or_wrong_type_is_missing(sector: str, value:
         pytest.param({"gender": "other"}, ("gender",), id="gender-other"),
         pytest.param({"insurance_code": "012345678"}, ("insurance_code",), id="insurance-9-digits"),
         pytest.param({"insurance_code": "01234 56789"}, ("insurance_code",), id="insurance-inner-space"),
-        pytest.param({"insurance_code": "０１２３４５６７８９"}, ("insurance_code",), id="insurance-full-width"),
+        pytest.param(
+            {"insurance_code": "０１２３４５６７８９"}, ("insurance_code",), id="insurance-full-width"
+        ),
         pytest.param({"insurance_code": 123456789}, ("insurance_code",), id="insurance-number"),
         pytest.param(
             {"personal_id": ABSENT, "gender": "F", "insurance_code": None, "full_name": ""},
@@ -561,3 +571,318 @@ def test_hand_built_record_with_a_none_field_not_listed_is_still_missing() -> No
     record = Record("r1", "labour", "008", AN_ID, None, date(1990, 2, 1), "female", (), {})
     assert decide(record, citizen(), None) == missing("full_name")
     assert lookup_key(record) is None
+
+
+# ---------------------------------------------------------------- Decision
+
+
+def test_decision_to_dict_is_json_ready_and_round_trips() -> None:
+    decision = corrected(personal_id=AN_ID, full_name=AN_NAME)
+    data = decision.to_dict()
+    assert data == {
+        "outcome": "corrected",
+        "fields": [],
+        "passed_identity": True,
+        "corrections": {"personal_id": AN_ID, "full_name": AN_NAME},
+    }
+    assert Decision.from_dict(json.loads(json.dumps(data))) == decision
+    assert missing("full_name", "gender").to_dict()["fields"] == ["full_name", "gender"]
+    assert Decision(Outcome.NOT_FOUND).to_dict()["outcome"] == "unsynced/not_found"
+
+
+# ---------------------------------------------------------------- precedence, generated
+# Each defect makes exactly one rule apply; combined, the first in rule order must win.
+
+DEFECTS = (
+    "missing",  # rule 2
+    "bad_shape",  # rule 3
+    "not_found",  # rules 4/5
+    "contradicts",  # rule 6
+    "duplicate",  # rule 7
+    "deceased",  # rule 8
+    "moved",  # rule 9 (labour only)
+    "mismatch",  # rule 10
+    "no_diacritics",  # rule 11
+    "legacy",  # rule 11
+)
+NAMES = (
+    "Nguyễn Thị Ánh",
+    "Trần Văn Đức",
+    "Lê Hoàng Yến",
+    "Phạm Minh Khôi",
+    "Đặng Thùy Dương",
+    "Hoàng Quốc Việt",
+    "Vũ Ngọc Hân",
+    "Bùi Đình Trọng",
+    "Đỗ Mỹ Linh",
+    "Ngô Bảo Châu",
+)
+BAD_IDS = (
+    "00819000012",
+    "0081900001234",
+    "000190000123",
+    "12345678",
+    "１２３４５６７８９",
+    "008 19000012",
+    "abc",
+)
+# Values that leave a field absent or unreadable, per field (never a malformed-but-present ID).
+UNREADABLE: dict[str, tuple[Any, ...]] = {
+    "personal_id": (ABSENT, None, "", "   ", 8190000123, ["008190000123"]),
+    "full_name": (ABSENT, None, "", " \t", 5, ["Ánh"]),
+    "date_of_birth": (ABSENT, None, "2023-02-29", "1/2/1990", "1990-13-01", 1990),
+    "gender": (ABSENT, None, "M", "nu", "other", 0),
+    "insurance_code": (ABSENT, None, "12345", "０１２３４５６７８９", 123456789),
+    "event": (ABSENT, "divorce", ""),
+    "event_date": (ABSENT, "2023-02-30", "x"),
+    "registration_no": (ABSENT, "  ", 42),
+}
+
+
+def strip_marks(name: str) -> str:
+    """The name a sector writes without diacritics, keeping case."""
+    decomposed = unicodedata.normalize("NFD", name.replace("Đ", "D").replace("đ", "d"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def noisy_name(name: str, rng: random.Random) -> str:
+    for change in rng.sample(["nfd", "upper", "lower", "spaces", "pad"], rng.randint(0, 3)):
+        if change == "nfd":
+            name = nfd(name)
+        elif change == "upper":
+            name = name.upper()
+        elif change == "lower":
+            name = name.lower()
+        elif change == "spaces":
+            name = "  ".join(name.split())
+        else:
+            name = f" \t{name}  "
+    return name
+
+
+GENDER_WORDS = {
+    "male": ("male", "Nam", "NAM", " nam ", "MALE"),
+    "female": ("female", "Nữ", "NỮ", nfd("nữ"), " Female "),
+}
+
+
+@dataclass
+class Case:
+    record: Record
+    citizen: Citizen | None
+    first_holder: str | None
+    expected: Decision
+
+
+def build_case(defects: set[str], sector: str, rng: random.Random, noise: bool) -> Case:
+    gender: Gender = rng.choice(GENDERS)
+    year = rng.randint(1930, 2023)
+    born = date(year, rng.randint(1, 12), rng.randint(1, 28))
+    pid = make_personal_id(rng.choice(sorted(PROVINCES)), gender, year, rng.randrange(1_000_000))
+    legacy = f"{rng.randrange(10**9):09d}"
+    npd: dict[str, Any] = {
+        "personal_id": pid,
+        "legacy_id": legacy,
+        "full_name": rng.choice(NAMES),
+        "date_of_birth": born,
+        "gender": gender,
+        "permanent_province": "008",
+    }
+    if "contradicts" in defects:
+        if rng.random() < 0.5:
+            npd["gender"] = "female" if gender == "male" else "male"
+        else:
+            npd["date_of_birth"] = born.replace(year=year + rng.choice((1, -1, 100)))
+    if "deceased" in defects:
+        npd |= rng.choice(({"status": "deceased"}, {"date_of_death": date(2023, 1, 2)}))
+    if "moved" in defects:
+        npd["permanent_province"] = "019"
+    person = Citizen(**npd)
+
+    name, dob, sex = person.full_name, person.date_of_birth, person.gender
+    differing: list[str] = []
+    if "mismatch" in defects:
+        differing = [f for f in ("full_name", "date_of_birth", "gender") if rng.random() < 0.5] or ["gender"]
+        if "full_name" in differing:
+            name = rng.choice([n for n in NAMES if strip_marks(n) != strip_marks(name)])
+        if "date_of_birth" in differing:
+            dob += timedelta(days=rng.choice((1, -1, 365)))
+        if "gender" in differing:
+            sex = "female" if sex == "male" else "male"
+    if "no_diacritics" in defects:
+        name = strip_marks(name)
+    record_pid = legacy if "legacy" in defects else pid
+    if "bad_shape" in defects:
+        record_pid = rng.choice(BAD_IDS)
+    obj: dict[str, Any] = {
+        "record_id": "r-1",
+        "sector": sector,
+        "province": "008",
+        "personal_id": record_pid,
+        "full_name": name,
+        "date_of_birth": dob.isoformat(),
+        "gender": sex,
+        **EXTRAS[sector],
+    }
+    if sector == "civil_status":
+        obj["event"] = rng.choice(("birth", "death", "marriage"))
+    if noise:
+        obj["full_name"] = noisy_name(name, rng)
+        obj["date_of_birth"] = rng.choice((dob.isoformat(), dob.strftime("%d/%m/%Y")))
+        obj["gender"] = rng.choice(GENDER_WORDS[sex])
+        obj["personal_id"] = rng.choice(("", " ", "\t")) + record_pid + rng.choice(("", " ", "\n"))
+    dropped: set[str] = set()
+    if "missing" in defects:
+        required = REQUIRED_FIELDS[sector]
+        dropped = set(rng.sample(required, rng.randint(1, len(required))))
+        for field in dropped:
+            value = rng.choice(UNREADABLE[field])
+            if value is ABSENT:
+                del obj[field]
+            else:
+                obj[field] = value
+    parsed = parse_object(obj)
+    assert isinstance(parsed, Record), parsed
+
+    applies = [d for d in DEFECTS if d in defects and (d != "moved" or sector == "labour")]
+    first = applies[0] if applies else None
+    if first == "missing":
+        expected = missing(*(f for f in REQUIRED_FIELDS[sector] if f in dropped))
+    elif first in ("bad_shape", "contradicts"):
+        expected = MALFORMED
+    elif first == "not_found":
+        expected = NOT_FOUND
+    elif first == "duplicate":
+        expected = DUPLICATE
+    elif first == "deceased":
+        expected = DECEASED
+    elif first == "moved":
+        expected = MOVED
+    elif first == "mismatch":
+        expected = mismatch(*differing)
+    elif first in ("no_diacritics", "legacy"):
+        fixes = {"personal_id": pid} if "legacy" in defects else {}
+        if "no_diacritics" in defects:
+            fixes["full_name"] = person.full_name
+        expected = corrected(**fixes)
+    else:
+        expected = CLEANED
+    first_holder = "r-0" if "duplicate" in defects else rng.choice((None, "r-1"))
+    return Case(parsed, None if "not_found" in defects else person, first_holder, expected)
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later"),
+    list(itertools.combinations(DEFECTS, 2)),
+    ids=[f"{a}-beats-{b}" for a, b in itertools.combinations(DEFECTS, 2)],
+)
+@pytest.mark.parametrize("sector", SECTORS)
+def test_earlier_rule_wins_over_later(sector: str, earlier: str, later: str) -> None:
+    rng = random.Random(f"{sector}/{earlier}/{later}")
+    for _ in range(20):
+        case = build_case({earlier, later}, sector, rng, noise=False)
+        assert decide(case.record, case.citizen, case.first_holder) == case.expected
+
+
+@pytest.mark.parametrize("defect", DEFECTS)
+@pytest.mark.parametrize("sector", SECTORS)
+def test_each_defect_alone_with_harmless_noise(sector: str, defect: str) -> None:
+    rng = random.Random(f"{sector}/{defect}")
+    for _ in range(50):
+        case = build_case({defect}, sector, rng, noise=True)
+        assert decide(case.record, case.citizen, case.first_holder) == case.expected
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_defect_combinations_follow_rule_order(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(1000):
+        defects = {d for d in DEFECTS if rng.random() < 0.25}
+        case = build_case(defects, rng.choice(SECTORS), rng, noise=True)
+        decision = decide(case.record, case.citizen, case.first_holder)
+        assert decision == case.expected, (sorted(defects), case.record.raw)
+
+
+# ---------------------------------------------------------------- totality, generated
+
+
+POOL: tuple[Any, ...] = (
+    ABSENT,
+    None,
+    "",
+    "  ",
+    0,
+    -1.5,
+    True,
+    [],
+    {},
+    "x",
+    "٠١٢",
+    "\ufeff",
+    AN_ID,
+    f" {AN_ID} ",
+    AN_LEGACY,
+    "000190000123",
+    AN_NAME,
+    nfd(AN_NAME),
+    "Nguyen Thi Anh",
+    "1990-02-01",
+    "01/02/1990",
+    "2023-02-29",
+    "female",
+    "Nữ",
+    "Nam",
+    "0123456789",
+    "birth",
+    "death",
+    "marriage",
+)
+CITIZENS = (
+    None,
+    citizen(),
+    citizen(gender="male"),
+    citizen(status="deceased"),
+    citizen(date_of_death=date(2020, 1, 1), permanent_province="019"),
+    citizen(permanent_province="019"),
+    citizen(full_name="Đặng Đức", date_of_birth=date(2090, 1, 1)),
+)
+# Per field, readable values a generated record mostly takes; otherwise anything from POOL.
+READABLE: dict[str, tuple[Any, ...]] = {
+    "personal_id": (AN_ID, f" {AN_ID}\t", AN_LEGACY),
+    "full_name": (AN_NAME, nfd(AN_NAME.upper()), "Nguyen Thi Anh", "Đặng Đức", "Lê Văn Tám"),
+    "date_of_birth": ("1990-02-01", "01/02/1990", "2090-01-01", "1990-02-02"),
+    "gender": ("female", "Nữ", "male"),
+    "insurance_code": ("0123456789",),
+    "event": ("birth", "death", "marriage"),
+    "event_date": ("2023-05-06",),
+    "registration_no": ("HT-1",),
+}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_decide_never_raises_and_returns_one_consistent_outcome(seed: int) -> None:
+    rng = random.Random(seed)
+    seen: set[Outcome] = set()
+    for _ in range(2000):
+        obj: dict[str, Any] = {"record_id": "r1", "sector": rng.choice(SECTORS), "province": "008"}
+        for field, readable in READABLE.items():
+            value = rng.choice(readable if rng.random() < 0.8 else POOL)
+            if value is not ABSENT:
+                obj[field] = value
+        record = parse_object(obj)
+        assert isinstance(record, Record)
+        decision = decide(record, rng.choice(CITIZENS), rng.choice((None, "r1", "r0")))
+        seen.add(decision.outcome)
+        assert decision.outcome in RECORD_OUTCOMES
+        assert json.loads(json.dumps(decision.to_dict()))["outcome"] == decision.outcome.value
+        assert decision.passed_identity == (decision.outcome in POST_IDENTITY)
+        assert bool(decision.corrections) == (decision.outcome is Outcome.CORRECTED)
+        named = {Outcome.MISSING_FIELDS, Outcome.MISMATCH}
+        assert bool(decision.fields) == (decision.outcome in named)
+        if lookup_key(record) is None:
+            assert decision.outcome in (Outcome.MISSING_FIELDS, Outcome.MALFORMED_ID)
+        else:
+            assert decision.outcome is not Outcome.MISSING_FIELDS
+            assert decide(record, None, None) == NOT_FOUND
+    # The pool is rich enough to reach every outcome a record can end in.
+    assert seen == set(RECORD_OUTCOMES)
