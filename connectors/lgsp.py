@@ -87,7 +87,6 @@ class LgspConnector:
             enable_idempotence=True,
             linger_ms=10,
             batch_size=512 * 1024,
-            buffer_memory=128 * 1024 * 1024,
             max_in_flight_requests_per_connection=5,
         )
         self._lock = threading.Lock()
@@ -129,7 +128,9 @@ class LgspConnector:
             if parsed is None:
                 continue
             if isinstance(parsed, Rejected):
-                self._dead_letter(where, line, parsed.reason, parsed.record_id, parsed.sector, parsed.province)
+                self._dead_letter(
+                    where, line, parsed.reason, parsed.record_id, parsed.sector, parsed.province
+                )
                 report.rejected += 1
             else:
                 key = result_key(parsed.sector, parsed.province, parsed.record_id)
@@ -139,7 +140,9 @@ class LgspConnector:
                     report.rejected += 1
                     continue
                 self._seen.add(key)
-                self._send_record(parsed.sector, parsed.province, parsed.record_id, parsed.raw, line, request_id)
+                self._send_record(
+                    parsed.sector, parsed.province, parsed.record_id, parsed.raw, line, request_id
+                )
                 report.published += 1
                 report.keys.append(key)
                 source = (parsed.sector, parsed.province)
@@ -169,11 +172,19 @@ class LgspConnector:
             (HEADER_PUBLISHED_MS, str(now_ms()).encode()),
             (HEADER_REQUEST_ID, request_id.encode()),
         ]
-        future = self._producer.send(self.topics.records(sector), key=key.encode(), value=line, headers=headers)
+        future = self._producer.send(
+            self.topics.records(sector), key=key.encode(), value=line, headers=headers
+        )
         future.add_errback(self._on_error)
 
     def _dead_letter(
-        self, where: str, line: bytes, reason: str, record_id: str | None, sector: str | None, province: str | None
+        self,
+        where: str,
+        line: bytes,
+        reason: str,
+        record_id: str | None,
+        sector: str | None,
+        province: str | None,
     ) -> None:
         body = {
             "reason": reason,
@@ -184,7 +195,9 @@ class LgspConnector:
             "raw": line.decode("utf-8", "replace"),
         }
         log.warning("rejected line %s: %s", where, reason)
-        future = self._producer.send(self.topics.deadletter, key=where.encode(), value=json.dumps(body).encode())
+        future = self._producer.send(
+            self.topics.deadletter, key=where.encode(), value=json.dumps(body).encode()
+        )
         future.add_errback(self._on_error)
 
     def _on_error(self, exc: BaseException) -> None:

@@ -27,7 +27,9 @@ err = Console(stderr=True)
 
 Bootstrap = Annotated[
     str | None,
-    typer.Option("--bootstrap-servers", envvar="POPSYNC_BOOTSTRAP_SERVERS", help="host:port of a Kafka cluster"),
+    typer.Option(
+        "--bootstrap-servers", envvar="POPSYNC_BOOTSTRAP_SERVERS", help="host:port of a Kafka cluster"
+    ),
 ]
 
 
@@ -58,7 +60,9 @@ def simulate(
 
 
 @kafka_app.command("up")
-def kafka_up(port: Annotated[int | None, typer.Option(help="broker port (default: a free one)")] = None) -> None:
+def kafka_up(
+    port: Annotated[int | None, typer.Option(help="broker port (default: a free one)")] = None,
+) -> None:
     """Start a detached local broker and print its bootstrap servers."""
     from popsync.kafka_local import kafka_up as up
 
@@ -135,7 +139,9 @@ def publish(
     from streams.topics import TopicNames, ensure_topics
 
     if not bootstrap_servers:
-        raise PopsyncError("publish needs a running broker: pass --bootstrap-servers or set POPSYNC_BOOTSTRAP_SERVERS")
+        raise PopsyncError(
+            "publish needs a running broker: pass --bootstrap-servers or set POPSYNC_BOOTSTRAP_SERVERS"
+        )
     topics = TopicNames(topic_prefix)
     ensure_topics(bootstrap_servers, topics.all(), 6)
     with LgspConnector(bootstrap_servers, topics, rate=rate) as connector:

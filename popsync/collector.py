@@ -101,7 +101,9 @@ class Collector:
         if is_synced(body["outcome"]):
             self.synced_per_source[source] += 1
         self.results[key] = RecordResult(
-            body["outcome"], tuple(body.get("fields") or ()), int(body["decided_ms"]) - int(body["published_ms"])
+            body["outcome"],
+            tuple(body.get("fields") or ()),
+            int(body["decided_ms"]) - int(body["published_ms"]),
         )
 
     def stream_counts(self) -> Counter[str]:

@@ -70,9 +70,11 @@ _RUN_FILE = "popsync-run.json"
 _PR_SET_PDEATHSIG = 1
 _NO_KAFKA_HELP = (
     "install Java 17+ (e.g. `apt-get install openjdk-17-jre-headless`; Maven too for the first fetch), "
-    "or start a Docker engine, or pass --bootstrap-servers / set POPSYNC_BOOTSTRAP_SERVERS to use a running broker"
+    "or start a Docker engine, "
+    "or pass --bootstrap-servers / set POPSYNC_BOOTSTRAP_SERVERS to use a running broker"
 )
 
+_ERROR_LINE = re.compile(r"\] (ERROR|FATAL) |^[\w.$]+(Exception|Error)\b")
 Log = Callable[[str], None]
 _logger = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ def process_alive(pid: int) -> bool:
 def docker_available(timeout: float = 3.0) -> bool:
     """True if a Docker engine answers a ping within `timeout` seconds."""
     try:
-        import docker  # noqa: PLC0415 - only needed for this probe
+        import docker  # type: ignore[import-untyped]  # the docker SDK ships no type stubs
 
         client = docker.from_env(timeout=max(1, round(timeout)))
         try:
@@ -130,11 +132,15 @@ def docker_available(timeout: float = 3.0) -> bool:
         return False
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def _tail(path: Path, lines: int = 25) -> str:
+    """The first errors of a broker log (the cause; shutdown noise follows it) and its last lines."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = path.read_text(errors="replace").splitlines()
     except OSError:
         return f"(no log at {path})"
+    errors = [line for line in text if _ERROR_LINE.search(line)][:8]
+    head = [f"({path}, first errors:)", *errors, "(…last lines:)"] if errors else [f"({path})"]
+    return "\n".join([*head, *text[-lines:]])
 
 
 def _free_port() -> int:
@@ -167,14 +173,24 @@ def _require_java() -> str:
     major = int(match.group(1)) if match else 0
     major = int(match.group(2) or 0) if match and major == 1 else major  # "1.8.0" is Java 8
     if major < 17:
-        raise KafkaUnavailableError(f"{java} is Java {major or '?'}; Kafka 4 needs Java 17+: {_NO_KAFKA_HELP}.")
+        raise KafkaUnavailableError(
+            f"{java} is Java {major or '?'}; Kafka 4 needs Java 17+: {_NO_KAFKA_HELP}."
+        )
     return java
 
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A preexec_fn: the kernel SIGKILLs the child when the thread that forked it dies, even by SIGKILL.
+
+    None where there is no prctl (not Linux): there only atexit and the signal handler stop the JVM.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork: no dlopen in the child
+    except (AttributeError, OSError):
+        return None
+
     def preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -186,17 +202,23 @@ def kafka_home(version: str = KAFKA_VERSION, cache_dir: Path | None = None) -> P
     return cache_root(cache_dir) / "kafka" / version
 
 
-def fetch_kafka_jars(version: str = KAFKA_VERSION, cache_dir: Path | None = None, log: Log | None = None) -> Path:
-    """Kafka `version`'s jars and their runtime dependencies, fetched once with Maven; returns the libs dir."""
+def fetch_kafka_jars(
+    version: str = KAFKA_VERSION, cache_dir: Path | None = None, log: Log | None = None
+) -> Path:
+    """Kafka `version`'s jars and runtime dependencies, fetched once with Maven; returns the libs dir."""
     say = log or _logger.info
     home = kafka_home(version, cache_dir)
-    libs, done = home / "libs", home / ".complete"
-    if not done.exists():
+    libs = home / "libs"
+
+    def cached() -> bool:
+        return (home / ".complete").is_file() and (libs / f"kafka_2.13-{version}.jar").is_file()
+
+    if not cached():
         home.parent.mkdir(parents=True, exist_ok=True)
         # A lock, so two processes fetching at once (parallel tests, CLI + tests) do it once.
         with (home.parent / f".{version}.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not done.exists():
+            if not cached():
                 _maven_fetch(version, home, say)
     log_config = DEPLOY_DIR / "log4j2.xml"
     if log_config.is_file() and (
@@ -209,23 +231,38 @@ def fetch_kafka_jars(version: str = KAFKA_VERSION, cache_dir: Path | None = None
 def _maven_fetch(version: str, home: Path, say: Log) -> None:
     pom, mvn = DEPLOY_DIR / "pom.xml", shutil.which("mvn")
     if not pom.is_file():
-        raise KafkaFetchError(f"{pom} is missing; run popsync from its source tree, or pass --bootstrap-servers.")
+        raise KafkaFetchError(
+            f"{pom} is missing; run popsync from its source tree, or pass --bootstrap-servers."
+        )
     if mvn is None:
         raise KafkaUnavailableError(
             f"Kafka {version} is not cached in {home} and `mvn` is not on PATH to fetch it: install Maven "
             f"(`apt-get install maven`), or start a Docker engine, or pass --bootstrap-servers."
         )
     staging = Path(tempfile.mkdtemp(prefix="libs-", dir=home.parent))
-    cmd = [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(pom), f"-Dkafka.version={version}",
-           "dependency:copy-dependencies", f"-DoutputDirectory={staging}"]  # fmt: skip
-    say(f"Fetching Apache Kafka {version} jars from Maven Central into {home} (first run only, about a minute)…")
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-Dstyle.color=never",
+        "-f",
+        str(pom),
+        f"-Dkafka.version={version}",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}",
+    ]
+    say(
+        f"Fetching Apache Kafka {version} jars from Maven Central into {home} "
+        "(first run only; it can take a minute)…"
+    )
     started = time.monotonic()
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)  # noqa: S603
         if out.returncode != 0 or not (staging / f"kafka_2.13-{version}.jar").is_file():
             tail = "\n".join((out.stdout + out.stderr).splitlines()[-30:])
             raise KafkaFetchError(
-                f"Maven could not fetch Kafka {version} (exit {out.returncode}); check the version exists on Maven "
+                f"Maven could not fetch Kafka {version} (exit {out.returncode}); "
+                "check the version exists on Maven "
                 f"Central and the network/proxy (~/.m2/settings.xml).\nCommand: {' '.join(cmd)}\n{tail}"
             )
         home.mkdir(parents=True, exist_ok=True)
@@ -247,11 +284,15 @@ def _answers(bootstrap: str, timeout: float = 5.0) -> bool:
     except (OSError, ValueError):
         return False
     try:
-        from kafka import KafkaAdminClient  # noqa: PLC0415 - heavy import, only when probing
+        from kafka import KafkaAdminClient
 
         ms = int(timeout * 1000)
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="popsync-probe",
-                                 bootstrap_timeout_ms=ms, request_timeout_ms=ms)  # fmt: skip
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            client_id="popsync-probe",
+            bootstrap_timeout_ms=ms,
+            request_timeout_ms=ms,
+        )
         try:
             return bool(admin.describe_cluster().get("brokers"))
         finally:
@@ -264,7 +305,9 @@ def _await_ready(bootstrap: str, timeout: float, alive: Callable[[], bool], tail
     deadline = time.monotonic() + timeout
     while True:
         if not alive():
-            raise KafkaStartError(f"The Kafka broker for {bootstrap} exited during start-up; log tail:\n{tail()}")
+            raise KafkaStartError(
+                f"The Kafka broker for {bootstrap} exited during start-up; log tail:\n{tail()}"
+            )
         if _answers(bootstrap, timeout=min(5.0, max(0.5, deadline - time.monotonic()))):
             return
         if time.monotonic() > deadline:
@@ -359,7 +402,7 @@ class LocalKafka:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, timeout: float = 120.0) -> str:
-        """Fetch the jars if needed, format storage, start the JVM and wait until it answers; the bootstrap."""
+        """Fetch the jars if needed, format storage, start the JVM, wait until it answers; the bootstrap."""
         if self.running():
             return self.bootstrap_servers
         java = _require_java()
@@ -385,8 +428,10 @@ class LocalKafka:
         except BaseException:
             self.stop()
             raise
-        self._log(f"Kafka {self.version} ready on {self.bootstrap_servers} in {time.monotonic() - started:.1f} s "
-                  f"(pid {self.pid}, data {self.data_dir})")  # fmt: skip
+        self._log(
+            f"Kafka {self.version} ready on {self.bootstrap_servers} in {time.monotonic() - started:.1f} s "
+            f"(pid {self.pid}, data {self.data_dir})"
+        )
         return self.bootstrap_servers
 
     def _start_once(self, java: str, libs: Path, timeout: float) -> None:
@@ -398,15 +443,37 @@ class LocalKafka:
         props = self.data_dir / "server.properties"
         props.write_text(self._properties(port, controller))
         self._write_run_file(jvm_pid=None)
-        jvm = [java, f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-               "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
-               f"-Dlog4j2.configurationFile={libs.parent / 'log4j2.xml'}", f"-Dkafka.logs.dir={self.data_dir}",
-               "-cp", f"{libs}/*"]  # fmt: skip
+        jvm = [
+            java,
+            f"-Xmx{self.heap}",
+            "-Xms128m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={libs.parent / 'log4j2.xml'}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            "-cp",
+            f"{libs}/*",
+        ]
         preexec = None if self.detached else _die_with_parent(os.getpid())
         fmt = subprocess.run(  # noqa: S603 - our java, our arguments, no shell
-            [*jvm, "kafka.tools.StorageTool", "format", "--ignore-formatted", "-t", _cluster_id(), "-c", str(props)],
-            capture_output=True, text=True, timeout=120, check=False, preexec_fn=preexec,  # noqa: PLW1509
-        )  # fmt: skip
+            [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                "--ignore-formatted",
+                "-t",
+                _cluster_id(),
+                "-c",
+                str(props),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            preexec_fn=preexec,
+        )
         if fmt.returncode != 0:
             tail = "\n".join((fmt.stdout + fmt.stderr).splitlines()[-20:])
             raise KafkaStartError(f"Formatting Kafka storage in {self.data_dir} failed:\n{tail}")
@@ -414,14 +481,19 @@ class LocalKafka:
             _install_hooks()
         with (self.data_dir / "broker.log").open("ab") as out:
             self._proc = subprocess.Popen(  # noqa: S603
-                [*jvm, "kafka.Kafka", str(props)], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.data_dir, start_new_session=True, preexec_fn=preexec,  # noqa: PLW1509
-            )  # fmt: skip
+                [*jvm, "kafka.Kafka", str(props)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.data_dir,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
         if not self.detached:
             _LIVE.add(self)
         self._write_run_file(jvm_pid=self._proc.pid)
         log_file = self.data_dir / "broker.log"
-        _await_ready(self.bootstrap_servers, timeout, self.running, lambda: f"({log_file})\n{_tail(log_file)}")
+        _await_ready(self.bootstrap_servers, timeout, self.running, lambda: _tail(log_file))
 
     def _properties(self, port: int, controller: int) -> str:
         assert self.data_dir is not None
@@ -504,8 +576,8 @@ class LocalKafka:
 def _docker_kafka(version: str, partitions: int, log: Log, timeout: float = 180.0) -> Iterator[str]:
     # testcontainers' KafkaContainer drives Confluent images (/etc/confluent/docker scripts) and fails on
     # apache/kafka, so the official image is configured here through its KAFKA_* environment instead.
-    from testcontainers.core.container import DockerContainer  # noqa: PLC0415
-    from testcontainers.core.docker_client import DockerClient  # noqa: PLC0415
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.docker_client import DockerClient
 
     host = DockerClient().host()
     port = _free_port()  # the same port inside and outside, so the advertised address is reachable
@@ -526,17 +598,25 @@ def _docker_kafka(version: str, partitions: int, log: Log, timeout: float = 180.
         "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
         "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "true",
     }
-    container = DockerContainer(f"apache/kafka:{version}").with_bind_ports(port, port).with_envs(**env)
-    log(f"Starting apache/kafka:{version} in Docker on {host}:{port}…")
-    container.start()
+    container = DockerContainer(f"apache/kafka:{version}").with_bind_ports(port, port)
+    for key, value in env.items():
+        container.with_env(key, value)
+    bootstrap = f"{host}:{port}"
+    log(f"Starting apache/kafka:{version} in Docker on {bootstrap} (the first run pulls the image)…")
+
+    def alive() -> bool:
+        wrapped = container.get_wrapped_container()
+        wrapped.reload()  # `status` is a cached attribute until reloaded
+        return wrapped.status in ("created", "running")
+
+    def logs() -> str:
+        out, err = container.get_logs()
+        return "\n".join((out + err).decode(errors="replace").splitlines()[-40:])
+
     try:
-        bootstrap = f"{host}:{port}"
-
-        def logs() -> str:
-            out, err = container.get_logs()
-            return "\n".join((out + err).decode(errors="replace").splitlines()[-40:])
-
-        _await_ready(bootstrap, timeout, lambda: container.status in ("created", "running"), logs)
+        container.start()
+        _await_ready(bootstrap, timeout, alive, logs)
+        log(f"Kafka {version} ready in Docker on {bootstrap}.")
         yield bootstrap
     finally:
         container.stop()
@@ -551,7 +631,7 @@ def kafka_broker(
     partitions: int = 6,
     cache_dir: Path | None = None,
 ) -> Iterator[str]:
-    """A bootstrap string for a broker: the given one, else Docker, else `LocalKafka`; stops what it started."""
+    """A bootstrap for a broker: the given one, else Docker, else `LocalKafka`; stops what it started."""
     say = log or _logger.info
     servers = (bootstrap_servers or os.environ.get(ENV_BOOTSTRAP) or "").strip()
     if servers:
@@ -560,7 +640,9 @@ def kafka_broker(
         with _docker_kafka(version, partitions, say) as bootstrap:
             yield bootstrap
     elif _find_java() is None:
-        raise KafkaUnavailableError(f"No Kafka broker: no Java 17+ and no Docker engine here; {_NO_KAFKA_HELP}.")
+        raise KafkaUnavailableError(
+            f"No Kafka broker: no Java 17+ and no Docker engine here; {_NO_KAFKA_HELP}."
+        )
     else:
         with LocalKafka(version=version, partitions=partitions, cache_dir=cache_dir, log=say) as broker:
             yield broker.bootstrap_servers
@@ -587,7 +669,9 @@ def _is_our_jvm(state: dict[str, Any]) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc (not Linux): trust the pid
-    return b"kafka.Kafka" in cmdline and str(Path(state["data_dir"]) / "server.properties").encode() in cmdline
+    return (
+        b"kafka.Kafka" in cmdline and str(Path(state["data_dir"]) / "server.properties").encode() in cmdline
+    )
 
 
 def kafka_up(
@@ -607,10 +691,23 @@ def kafka_up(
     if current is not None and current["running"]:
         (log or _logger.info)(f"Kafka already up on {current['bootstrap_servers']} (pid {current['pid']}).")
         return current
+    if _find_java() is None:
+        raise KafkaUnavailableError(
+            "`popsync kafka up` runs Kafka on Java and there is no `java` here: install Java 17+; or run "
+            f"`docker run -d -p 9092:9092 apache/kafka:{version}` "
+            "and pass --bootstrap-servers 127.0.0.1:9092."
+        )
     if current is not None:
         kafka_down(state_file=path)  # stale state: clean it (and its data dir) before starting anew
-    broker = LocalKafka(version=version, cache_dir=cache_dir, data_dir=data_dir, port=port,
-                        partitions=partitions, log=log, detached=True)  # fmt: skip
+    broker = LocalKafka(
+        version=version,
+        cache_dir=cache_dir,
+        data_dir=data_dir,
+        port=port,
+        partitions=partitions,
+        log=log,
+        detached=True,
+    )
     bootstrap = broker.start(timeout=timeout)
     assert broker.pid is not None and broker.data_dir is not None
     state = {
@@ -646,6 +743,8 @@ def kafka_down(*, state_file: Path | None = None, timeout: float = 20.0, log: Lo
         if process_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+            while process_alive(pid) and time.monotonic() < deadline + 10:
+                time.sleep(0.1)
         stopped = True
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)  # reap it if this very process started it (tests do)
@@ -658,7 +757,7 @@ def kafka_down(*, state_file: Path | None = None, timeout: float = 20.0, log: Lo
 
 
 def kafka_status(*, state_file: Path | None = None, timeout: float = 3.0) -> dict[str, Any] | None:
-    """The detached broker's state plus `running` (its JVM lives) and `answers` (metadata works); None if none."""
+    """The detached broker's state, `running` (its JVM lives) and `answers` (metadata works); or None."""
     state = _read_state(_state_path(state_file))
     if state is None:
         return None

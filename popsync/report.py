@@ -53,7 +53,12 @@ def breakdown_rows(total: Mapping[str, Any]) -> Sequence[tuple[str, str, str, st
     """Rows (outcome, Vietnamese term, count, share) of one total, non-zero outcomes only."""
     outcomes = total["outcomes"]
     return [
-        (o.value, OUTCOME_LABELS[o.value], vn_int(outcomes[o.value]), vn_percent(outcomes[o.value], total["total"]))
+        (
+            o.value,
+            OUTCOME_LABELS[o.value],
+            vn_int(outcomes[o.value]),
+            vn_percent(outcomes[o.value], total["total"]),
+        )
         for o in RECORD_OUTCOMES
         if outcomes.get(o.value)
     ]

@@ -21,7 +21,7 @@ EXPECT_KEYS = frozenset({"total", "synced", "unsynced", *_OUTCOME_KEYS})
 
 def _province(value: Any) -> str:
     if isinstance(value, int):  # YAML reads 008 as a string only when quoted; say how to write it
-        raise ValueError(f"province {value!r} must be a quoted 3-digit string, e.g. \"{value:03d}\"")
+        raise ValueError(f'province {value!r} must be a quoted 3-digit string, e.g. "{value:03d}"')
     if not is_province(value):
         raise ValueError(f"{value!r} is not one of the 63 province codes")
     return str(value)
@@ -41,7 +41,9 @@ class PopulationSpec(BaseModel):
             for key, count in value.items():
                 _province(key)
                 if not isinstance(count, int) or count < 0:
-                    raise ValueError(f"population of {key} must be a non-negative whole number, got {count!r}")
+                    raise ValueError(
+                        f"population of {key} must be a non-negative whole number, got {count!r}"
+                    )
         return value
 
 
@@ -86,7 +88,11 @@ class Expectation(BaseModel):
         """Expected figures keyed as the summary names them (`mismatch` becomes `unsynced/mismatch`)."""
         out: dict[str, int] = {}
         for key, value in (self.model_extra or {}).items():
-            full = key if key in {"total", "synced", "unsynced"} or key in {o.value for o in Outcome} else f"unsynced/{key}"
+            full = (
+                key
+                if key in {"total", "synced", "unsynced"} or key in {o.value for o in Outcome}
+                else f"unsynced/{key}"
+            )
             out[full] = int(value)
         return out
 
@@ -120,7 +126,9 @@ def load_scenario(path: Path) -> Scenario:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ScenarioError(f"scenario {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+        raise ScenarioError(
+            f"scenario {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}"
+        ) from exc
     if not isinstance(data, dict):
         raise ScenarioError(f"scenario {path} must be a YAML mapping with name, population, sources")
     try:

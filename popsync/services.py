@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -51,6 +52,10 @@ class ManagedProcess:
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        # PR_SET_PDEATHSIG fires when the *thread* that forked exits, not the process: a child started
+        # from a short-lived thread (a test's chaos thread) would be killed with it. Only the main
+        # thread's children get the death signal; the others rely on `stop()` in the run's cleanup.
+        on_main = threading.current_thread() is threading.main_thread()
         try:
             self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and CLI, no shell
                 self.command,
@@ -58,7 +63,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads hold locks the child needs here
+                preexec_fn=_die_with_parent if on_main else None,
             )
         finally:
             log.close()
@@ -87,7 +92,9 @@ class ManagedProcess:
                 if check():
                     return
             time.sleep(0.2)
-        raise ServiceError(f"{self.name} was not ready after {timeout:.0f} s; last log lines:\n{self.log_tail()}")
+        raise ServiceError(
+            f"{self.name} was not ready after {timeout:.0f} s; last log lines:\n{self.log_tail()}"
+        )
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (used by tests and chaos runs)."""

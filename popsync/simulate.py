@@ -92,13 +92,20 @@ class Run:
     def start_worker(self, index: int) -> ManagedProcess:
         """Start worker `index` (1-based); a restarted worker appends to the same log."""
         proc = ManagedProcess(
-            f"worker-{index}", popsync_command("worker"), self.worker_env(index), self.workdir / f"worker-{index}.log"
+            f"worker-{index}",
+            popsync_command("worker"),
+            self.worker_env(index),
+            self.workdir / f"worker-{index}.log",
         ).start()
         if index <= len(self.workers):
             self.workers[index - 1] = proc
         else:
             self.workers.append(proc)
         return proc
+
+
+def _label(sector: str, province: str) -> str:
+    return f"{SECTOR_LABELS.get(sector, sector)} ({province})"
 
 
 def _slug(name: str) -> str:
@@ -153,19 +160,27 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
     with ExitStack() as stack:
         workdir = stack.enter_context(_workdir(options))
         console.print(f"[bold]popsync[/] scenario [cyan]{scenario.name}[/] (run {run_id}, workdir {workdir})")
-        bootstrap = stack.enter_context(kafka_broker(options.bootstrap_servers, log=lambda m: console.print(f"  {m}")))
+        bootstrap = stack.enter_context(
+            kafka_broker(options.bootstrap_servers, log=lambda m: console.print(f"  {m}"))
+        )
         topics = TopicNames(f"popsync.{run_id}")
         ensure_topics(bootstrap, topics.all(), scenario.partitions)
 
         progress = Progress(
-            TextColumn("{task.description:<38}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=False,
+            TextColumn("{task.description:<38}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
         )
         stack.enter_context(progress)
         citizens = _population(scenario)
         n_citizens = sum(len(v) for v in citizens.values())
         db_task = progress.add_task("NPD: load population", total=n_citizens)
         db_path = workdir / "npd.sqlite"
+        for stale in workdir.glob("npd.sqlite*"):  # a re-used workdir starts from an empty NPD
+            stale.unlink()
         db = PopulationDB.create(db_path)
         try:
             loaded = 0
@@ -188,7 +203,7 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
         sources = [(s.sector.value, s.province) for s in scenario.sources]
         tasks: dict[tuple[str, str], TaskID] = {}
         for key in dict.fromkeys(sources):
-            label = f"{SECTOR_LABELS.get(key[0], key[0])} ({key[1]}): reconcile"
+            label = f"{_label(*key)}: reconcile"
             tasks[key] = progress.add_task(label, total=None)
         stop_ticker = threading.Event()
 
@@ -211,7 +226,7 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
         expected_by_source: dict[tuple[str, str], int] = defaultdict(int)
         with LgspConnector(bootstrap, topics) as connector:
             for index, source in enumerate(scenario.sources):
-                label = f"{SECTOR_LABELS.get(source.sector.value, source.sector.value)} ({source.province}): publish"
+                label = f"{_label(source.sector.value, source.province)}: publish"
                 pub_task = progress.add_task(label, total=None)
                 connector.rate = source.rate
                 if source.generate is not None:
@@ -226,7 +241,9 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
                     )
                     progress.update(pub_task, total=len(records))
                     report = connector.publish_records(
-                        records, f"source-{index}", on_progress=lambda n, t=pub_task: progress.update(t, completed=n)
+                        records,
+                        f"source-{index}",
+                        on_progress=lambda n, t=pub_task: progress.update(t, completed=n),
                     )
                 else:
                     assert source.file is not None
@@ -239,7 +256,7 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
                 for key, n in report.by_source.items():
                     expected_by_source[key] += n
                     if key not in tasks:
-                        tasks[key] = progress.add_task(f"{key[0]} ({key[1]}): reconcile", total=None)
+                        tasks[key] = progress.add_task(f"{_label(*key)}: reconcile", total=None)
         for key, task in tasks.items():
             progress.update(task, total=expected_by_source.get(key, 0))
         run.published = len(keys)
@@ -254,24 +271,38 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
         if options.results is not None:
             write_results(options.results, keys, collector.results, collector.rejected.values())
         if options.summary is not None:
-            options.summary.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            options.summary.write_text(
+                json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+            )
         expectations = [(e.sector.value, e.province, e.figures()) for e in scenario.expect]
         problems = check_expectations(summary, expectations)
         return RunOutcome(summary, problems, stream_counts)
 
 
 def _wait_for_outcomes(run: Run, records: int, rejected: int, started: float, timeout_s: float) -> None:
+    """Block until every published record has an outcome; fail if no worker has been alive for a while."""
     deadline = started + timeout_s
+    all_dead_since: float | None = None
     while True:
         run.collector.check()
         with run.collector.lock:
             have, dead = len(run.collector.results), len(run.collector.rejected)
         if have >= records and dead >= rejected:
             return
-        for worker in run.workers:
-            if not worker.alive() and worker.proc is not None and worker.proc.returncode not in (None, -9):
-                raise ServiceError(f"{worker.name} stopped (exit {worker.proc.returncode}):\n{worker.log_tail()}")
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if any(w.alive() for w in run.workers):
+            all_dead_since = None
+        elif all_dead_since is None:
+            all_dead_since = now
+        elif now - all_dead_since > 20:  # long enough for a supervisor (or a test) to restart one
+            tails = "\n".join(
+                f"--- {w.name} (exit {w.proc.returncode if w.proc else '?'}):\n{w.log_tail()}"
+                for w in run.workers
+            )
+            raise ServiceError(
+                f"no worker is running and {records - have:,} records have no outcome:\n{tails}"
+            )
+        if now > deadline:
             raise ServiceError(
                 f"timed out after {timeout_s:.0f} s with {have:,} of {records:,} outcomes; see {run.workdir}"
             )

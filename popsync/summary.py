@@ -61,12 +61,19 @@ def build_summary(
         "rejected": rejected,
         "duration_s": round(duration_s, 3),
         "records_per_s": round(n / duration_s, 1) if duration_s > 0 else 0.0,
-        "sync_lag_ms": {"p50": percentile(lags, 0.50), "p95": percentile(lags, 0.95), "p99": percentile(lags, 0.99)},
+        "sync_lag_ms": {
+            "p50": percentile(lags, 0.50),
+            "p95": percentile(lags, 0.95),
+            "p99": percentile(lags, 0.99),
+        },
     }
 
 
 def write_results(
-    path: Path, keys: Iterable[str], results: Mapping[str, RecordResult], rejected: Iterable[Mapping[str, Any]]
+    path: Path,
+    keys: Iterable[str],
+    results: Mapping[str, RecordResult],
+    rejected: Iterable[Mapping[str, Any]],
 ) -> int:
     """One JSON line per record in publish order, then one per rejected line (outcome `rejected`)."""
     written = 0
@@ -74,7 +81,13 @@ def write_results(
         for key in keys:
             sector, province, record_id = key.split("|", 2)
             r = results[key]
-            line = {"record_id": record_id, "sector": sector, "province": province, "outcome": r.outcome, "fields": list(r.fields)}
+            line = {
+                "record_id": record_id,
+                "sector": sector,
+                "province": province,
+                "outcome": r.outcome,
+                "fields": list(r.fields),
+            }
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
             written += 1
         for body in rejected:
@@ -92,7 +105,9 @@ def write_results(
     return written
 
 
-def check_expectations(summary: Mapping[str, Any], expectations: Iterable[tuple[str, str, Mapping[str, int]]]) -> list[str]:
+def check_expectations(
+    summary: Mapping[str, Any], expectations: Iterable[tuple[str, str, Mapping[str, int]]]
+) -> list[str]:
     """The figures that differ, each as a sentence naming the source, the figure, expected and actual."""
     by_source = {(t["sector"], t["province"]): t for t in summary["totals"]}
     problems = []

@@ -14,7 +14,7 @@ __all__ = ["StreamsSettings", "get_settings"]
 class StreamsSettings(BaseSettings):
     """Everything a faust worker needs; one instance per worker process."""
 
-    model_config = SettingsConfigDict(env_prefix="STREAMS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="STREAMS_", extra="ignore", populate_by_name=True)
 
     bootstrap_servers: str = Field(
         default="", validation_alias="POPSYNC_BOOTSTRAP_SERVERS", description="host:port[,host:port]"

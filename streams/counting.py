@@ -63,7 +63,9 @@ class OutcomeCounter:
         log.info("counts rebuilt from %d records", sum(sum(c.values()) for c in counts.values()))
 
     def active_partitions(self) -> list[int]:
-        return sorted(tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.topics.results)
+        return sorted(
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.topics.results
+        )
 
     async def snapshot(self) -> None:
         """Publish this worker's counts for the results partitions it owns, plus its recent sync lag."""

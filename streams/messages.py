@@ -40,4 +40,6 @@ def decode_headers(headers: Sequence[tuple[str, bytes]] | Mapping[str, bytes] | 
     if not headers:
         return {}
     items = headers.items() if isinstance(headers, Mapping) else headers
-    return {k: (v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else str(v)) for k, v in items}
+    return {
+        k: (v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else str(v)) for k, v in items
+    }

@@ -17,7 +17,7 @@ from tenacity import (
 )
 
 from schemas.citizen import Citizen
-from streams.exceptions import ConfigurationError, NdxpUnavailableError
+from streams.exceptions import ConfigurationError, NdxpUnavailableError, StreamsError
 
 __all__ = ["NdxpClient"]
 
@@ -113,6 +113,9 @@ class NdxpClient:
             if item.get("found") and item.get("citizen"):
                 try:
                     out[item["query_id"]] = Citizen.model_validate(item["citizen"])
-                except ValidationError as exc:  # the NPD sent something popsync cannot use
-                    raise NdxpUnavailableError(f"NDXP sent an unreadable citizen: {exc.error_count()} errors")
+                except ValidationError as exc:  # not transient: a retry would get the same answer
+                    raise StreamsError(
+                        f"NDXP sent a citizen popsync cannot read ({exc.error_count()} errors); is the NDXP "
+                        "version the one this worker expects?"
+                    ) from None
         return out

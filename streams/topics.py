@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,10 +63,8 @@ def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int)
         wanted = [n for n in names if n not in existing]
         if not wanted:
             return
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another process raced us; they are there
             admin.create_topics([NewTopic(n, partitions, 1) for n in wanted])
-        except TopicAlreadyExistsError:  # another process raced us; the topics are there
-            pass
         log.info("created %d topics with %d partitions", len(wanted), partitions)
     finally:
         admin.close()
