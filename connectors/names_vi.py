@@ -12,7 +12,7 @@ __all__ = ["FAMILY_NAMES", "GIVEN_NAMES", "MIDDLE_NAMES", "NamePicker", "strip_d
 
 Gender = Literal["male", "female"]
 
-# Family names and rough shares in percent (Nguyễn ~38%); the long tail keeps Tày/Nùng names (Nông, Ma, Hoàng).
+# Family names and rough shares in percent (Nguyễn ~38%); the tail keeps Tày/Nùng names (Nông, Ma).
 FAMILY_NAMES: dict[str, float] = {
     "Nguyễn": 38.0, "Trần": 11.0, "Lê": 9.5, "Phạm": 7.0, "Hoàng": 4.5, "Huỳnh": 1.5, "Phan": 4.5,
     "Vũ": 3.9, "Võ": 2.0, "Đặng": 2.1, "Bùi": 2.0, "Đỗ": 1.4, "Hồ": 1.3, "Ngô": 1.3, "Dương": 1.0,

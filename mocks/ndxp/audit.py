@@ -79,18 +79,15 @@ class AuditLog:
         """Append disclosures in one transaction (one executemany)."""
         if not disclosures:
             return
-        rows = [
-            (
-                d.at.astimezone(UTC).isoformat(),
-                d.agency,
-                d.personal_id,
-                json.dumps(list(d.fields)),
-                d.purpose,
-                d.request_id,
-                d.endpoint,
-            )
-            for d in disclosures
-        ]
+        # A batch's disclosures share their time and field list: encode each distinct value once.
+        times: dict[datetime, str] = {}
+        field_lists: dict[tuple[str, ...], str] = {}
+        rows = []
+        for d in disclosures:
+            at = times.get(d.at) or times.setdefault(d.at, d.at.astimezone(UTC).isoformat())
+            key = tuple(d.fields)
+            fields = field_lists.get(key) or field_lists.setdefault(key, json.dumps(list(key)))
+            rows.append((at, d.agency, d.personal_id, fields, d.purpose, d.request_id, d.endpoint))
         conn = self.connections.get()
         conn.execute("BEGIN IMMEDIATE")
         try:

