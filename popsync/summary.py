@@ -81,7 +81,7 @@ def write_results(
         for key in keys:
             sector, province, record_id = key.split("|", 2)
             r = results[key]
-            line = {
+            line: dict[str, Any] = {
                 "record_id": record_id,
                 "sector": sector,
                 "province": province,

@@ -14,7 +14,7 @@ from streams.messages import dumps, now_ms
 from streams.stats import WorkerStats
 from streams.topics import TopicNames
 
-__all__ = ["Counter_", "OutcomeCounter"]
+__all__ = ["OutcomeCounter"]
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,13 @@ class OutcomeCounter:
         self.worker_id = worker_id
         self.counts: defaultdict[int, Counter[str]] = defaultdict(Counter)
 
-    async def process(self, events: Sequence[faust.types.EventT]) -> None:
+    async def process(self, events: Sequence[faust.types.EventT[Any]]) -> None:
         store = self.outcomes.data
         for event in events:
             message = event.message
-            body = json.loads(message.value)
+            body = json.loads(message.value or b"{}")
             label = f"{body['sector']}|{body['province']}|{body['outcome']}"
-            key = message.key.decode()
+            key = (message.key or b"").decode()
             previous = store.get(key)
             if previous is not None and previous[0] == label:
                 continue  # the same fact again: a replay after a restart or rebalance
@@ -80,6 +80,3 @@ class OutcomeCounter:
         await self.app.producer.send(
             self.topics.progress, self.worker_id.encode(), dumps(body), None, None, None
         )
-
-
-Counter_ = OutcomeCounter

@@ -56,7 +56,7 @@ class Reconciler:
         self.holders = holders  # faust Table: "sector|province|personal_id" -> record_id of the first holder
         self.stats = stats
 
-    async def process(self, events: Sequence[faust.types.EventT]) -> None:
+    async def process(self, events: Sequence[faust.types.EventT[Any]]) -> None:
         started = time.perf_counter()
         parsed = [parse_line(ev.value or b"") for ev in events]
         ids = [lookup_key(p) for p in parsed if p is not None and not isinstance(p, Rejected)]
@@ -126,5 +126,5 @@ class Reconciler:
         }
         self.stats.observe(Outcome.REJECTED.value, None)
         log.warning("rejected a message at %s: %s", body["origin"], rejected.reason)
-        key = body["origin"].encode()
+        key = str(body["origin"]).encode()
         return await self.app.producer.send(self.topics.deadletter, key, dumps(body), None, None, None)

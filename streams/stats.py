@@ -25,5 +25,8 @@ class WorkerStats:
         lags, self._lags = sorted(self._lags), []
         if not lags:
             return {}
-        pick = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]  # noqa: E731
+
+        def pick(q: float) -> int:
+            return lags[min(len(lags) - 1, int(q * len(lags)))]
+
         return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "n": len(lags)}

@@ -68,7 +68,7 @@ def build_worker_app(settings: StreamsSettings) -> faust.App:
     return app
 
 
-class _Worker(faust.Worker):  # type: ignore[misc]  # faust ships no type information
+class _Worker(faust.Worker):
     """faust's worker with popsync's log masking on every handler of the root logger."""
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
