@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)  ## create .venv and install popsync with its test tools
 
 kafka-jars: setup  ## fetch the pinned Apache Kafka jars from Maven Central into the cache (done on first use too)
-	$(BIN)/python -c 'from popsync.kafka_local import fetch_kafka_jars; print(fetch_kafka_jars())'
+	$(BIN)/python -c 'from popsync.kafka_local import fetch_kafka_jars; print(fetch_kafka_jars(log=print))'
 
 demo: setup  ## run the quick demo scenario (starts Kafka, the NDXP mock and a worker for you)
 	@mkdir -p $(OUT)

@@ -6,7 +6,7 @@ Applied in publish order, the outcome rules of CONTRACT.md turn the records of
 own rule and no earlier one (`connectors.defects`); every record that gets past rule 6 names a citizen
 no other record of the source names, so only the planned duplicates are duplicates.
 
-Errors: `GenerateError` (derives from `Exception`) when the population cannot supply what a spec asks.
+Errors: `GenerateError` (a `ConnectorError`) when the population cannot supply what a spec asks.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.defects import RecordMaker, consistent
+from connectors.exceptions import ConnectorError
 from connectors.names_vi import strip_diacritics
 from schemas.citizen import Citizen
 from schemas.provinces import is_province
@@ -33,7 +34,7 @@ Count = Annotated[int, Field(ge=0, strict=True)]
 _SECTORS = ("insurance", "labour")
 
 
-class GenerateError(Exception):
+class GenerateError(ConnectorError):
     """The population cannot supply the records a `generate:` block asks for, or the block is unusable."""
 
 

@@ -193,10 +193,11 @@ def main() -> None:
     known: tuple[type[BaseException], ...] = (PopsyncError,)
     try:
         from connectors.exceptions import ConnectorError
-        from popsync.kafka_local import KafkaUnavailableError
+        from mocks.ndxp.exceptions import NdxpError
         from streams.exceptions import StreamsError
 
-        known = (PopsyncError, ConnectorError, StreamsError, KafkaUnavailableError)
+        # KafkaLocalError is a PopsyncError already.
+        known = (PopsyncError, ConnectorError, StreamsError, NdxpError)
     except ImportError:  # a part is missing from this install; still report popsync's own errors
         pass
     try:
