@@ -8,7 +8,10 @@ from bisect import bisect
 from itertools import accumulate
 from typing import Literal
 
+from schemas.names import strip_diacritics  # re-exported: the generator's callers use it from here
+
 __all__ = ["FAMILY_NAMES", "GIVEN_NAMES", "MIDDLE_NAMES", "NamePicker", "strip_diacritics"]
+
 
 Gender = Literal["male", "female"]
 
@@ -54,14 +57,6 @@ GIVEN_NAMES: dict[Gender, tuple[str, ...]] = {
 
 # Vietnamese names are usually three words; about one in seven carries a second middle name.
 _SECOND_MIDDLE_SHARE = 0.15
-
-_D_MAP = str.maketrans({"Đ": "D", "đ": "d"})
-
-
-def strip_diacritics(value: str) -> str:
-    """The name as a diacritics-less keyboard writes it, case kept: `Nguyễn Đức` → `Nguyen Duc`."""
-    decomposed = unicodedata.normalize("NFD", value.translate(_D_MAP))
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _nfc(words: tuple[str, ...]) -> tuple[str, ...]:

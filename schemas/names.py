@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["fold_diacritics", "mask_name", "normalize_name"]
+__all__ = ["fold_diacritics", "mask_name", "normalize_name", "strip_diacritics"]
 
 # Đ/đ are letters of their own, not D/d with a combining mark, so NFD leaves them alone.
 _D_MAP = str.maketrans({"Đ": "D", "đ": "d"})
@@ -15,11 +15,15 @@ def normalize_name(value: str) -> str:
     return " ".join(unicodedata.normalize("NFC", value).split()).casefold()
 
 
+def strip_diacritics(value: str) -> str:
+    """The text as a diacritics-less keyboard writes it, case kept: `Nguyễn Đức` → `Nguyen Duc`."""
+    decomposed = unicodedata.normalize("NFD", value.translate(_D_MAP))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def fold_diacritics(value: str) -> str:
     """`normalize_name` with every diacritic removed (Đ/đ become D/d): `Nguyễn Đức` → `nguyen duc`."""
-    decomposed = unicodedata.normalize("NFD", value.translate(_D_MAP))
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return normalize_name(stripped)
+    return normalize_name(strip_diacritics(value))
 
 
 def mask_name(value: str) -> str:
