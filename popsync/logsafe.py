@@ -17,3 +17,6 @@ def configure_logging(level: str = "WARNING") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # kafka-python's network thread warns when it waited on the GIL (the CLI generates 800,000 citizens
+    # in the main thread); nothing is lost, and the warning reads like an error to the people watching.
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)

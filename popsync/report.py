@@ -8,7 +8,7 @@ from typing import Any
 
 from schemas.outcomes import RECORD_OUTCOMES
 
-__all__ = ["SECTOR_LABELS", "report_line", "vn_int", "vn_percent"]
+__all__ = ["OUTCOME_LABELS", "SECTOR_LABELS", "breakdown_rows", "report_line", "vn_int", "vn_percent"]
 
 SECTOR_LABELS = {"insurance": "Bảo hiểm", "labour": "Người lao động", "civil_status": "Hộ tịch"}
 
@@ -41,12 +41,26 @@ def vn_percent(part: int, whole: int) -> str:
 
 def report_line(total: Mapping[str, Any]) -> str:
     """`Bảo hiểm (008): 755.363/757.543 bản ghi đã làm sạch, đạt 99,71%; chưa đồng bộ 2.180 (0,29%)`."""
+    _check_total(total)
     label = SECTOR_LABELS.get(total["sector"], total["sector"])
     n, synced, unsynced = total["total"], total["synced"], total["unsynced"]
     return (
         f"{label} ({total['province']}): {vn_int(synced)}/{vn_int(n)} bản ghi đã làm sạch, "
         f"đạt {vn_percent(synced, n)}; chưa đồng bộ {vn_int(unsynced)} ({vn_percent(unsynced, n)})"
     )
+
+
+def _check_total(total: Any) -> None:
+    """Raise ValueError saying what is wrong unless `total` is a summary total as `simulate` writes it."""
+    if not isinstance(total, Mapping):
+        raise ValueError(f"a total must be a JSON object, got {total!r}")
+    missing = [k for k in ("sector", "province", "total", "synced", "unsynced") if k not in total]
+    if missing:
+        raise ValueError(f"a total lacks {', '.join(missing)}: {dict(total)!r}")
+    for key in ("total", "synced", "unsynced"):
+        value = total[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key} of a total must be a non-negative whole number, got {value!r}")
 
 
 def breakdown_rows(total: Mapping[str, Any]) -> Sequence[tuple[str, str, str, str]]:

@@ -2,29 +2,67 @@
 
 from __future__ import annotations
 
+import re
+import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connectors.generate import GenerateSpec
 from popsync.exceptions import ScenarioError
-from schemas.outcomes import Outcome, Sector
+from schemas.outcomes import RECORD_OUTCOMES, UNSYNCED_OUTCOMES, Sector
 from schemas.provinces import is_province
 
 __all__ = ["Expectation", "PopulationSpec", "Scenario", "SourceSpec", "load_scenario"]
 
-_OUTCOME_KEYS = {o.value for o in Outcome} | {o.kind for o in Outcome if o.unsynced}
-EXPECT_KEYS = frozenset({"total", "synced", "unsynced", *_OUTCOME_KEYS})
+# `rejected` is not a figure of a source: a rejected line may name no valid sector or province, and the
+# summary counts rejected lines only in total, so such an expectation could never be checked.
+_OUTCOME_KEYS = {o.value for o in RECORD_OUTCOMES} | {o.kind for o in UNSYNCED_OUTCOMES}
+_SUMS = frozenset({"total", "synced", "unsynced"})
+EXPECT_KEYS = frozenset({*_SUMS, *_OUTCOME_KEYS})
+
+
+class _WrittenInt(int):
+    """An int YAML read from a 0-led scalar, with the text as written (YAML 1.1 reads `010` as octal 8)."""
+
+    written: str
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, remembering how 0-led numbers were written so a message can quote them back."""
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    value = loader.construct_yaml_int(node)
+    if isinstance(node.value, str) and re.fullmatch(r"[-+]?0[0-9_]+", node.value):
+        written = _WrittenInt(value)
+        written.written = node.value
+        return written
+    return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def _province(value: Any) -> str:
-    if isinstance(value, int):  # YAML reads 008 as a string only when quoted; say how to write it
-        raise ValueError(f'province {value!r} must be a quoted 3-digit string, e.g. "{value:03d}"')
-    if not is_province(value):
-        raise ValueError(f"{value!r} is not one of the 63 province codes")
-    return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        # Unquoted, 8 is a number, and YAML reads 010 as octal 8: only a quoted code is the code.
+        written: str | None = getattr(value, "written", None)
+        if written is not None:
+            what, code = f"{written} (YAML reads it as the octal number {int(value)})", written
+        else:
+            what, code = str(value), f"{value:03d}"
+        raise ValueError(f'province {what} must be quoted as a 3-digit code: write "{code}"')
+    if not isinstance(value, str) or not is_province(value):
+        raise ValueError(f'{value!r} is not one of the 63 province codes; write one quoted, e.g. "008"')
+    return value
+
+
+def _whole(value: Any) -> bool:
+    """A non-negative whole number (YAML's `true` is an int to Python, not a count)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class PopulationSpec(BaseModel):
@@ -40,7 +78,7 @@ class PopulationSpec(BaseModel):
         if isinstance(value, dict):
             for key, count in value.items():
                 _province(key)
-                if not isinstance(count, int) or count < 0:
+                if not _whole(count):
                     raise ValueError(
                         f"population of {key} must be a non-negative whole number, got {count!r}"
                     )
@@ -77,24 +115,26 @@ class Expectation(BaseModel):
 
     @model_validator(mode="after")
     def _known_figures(self) -> Expectation:
+        named: dict[str, str] = {}
         for key, value in (self.model_extra or {}).items():
             if key not in EXPECT_KEYS:
                 raise ValueError(f"unknown figure {key!r}; use one of {', '.join(sorted(EXPECT_KEYS))}")
-            if not isinstance(value, int) or value < 0:
+            if not _whole(value):
                 raise ValueError(f"figure {key!r} must be a non-negative whole number, got {value!r}")
+            full = _full_name(key)
+            if full in named:  # `mismatch` and `unsynced/mismatch` are one figure; which one is meant?
+                raise ValueError(f"figures {named[full]!r} and {key!r} are the same figure; keep one")
+            named[full] = key
         return self
 
     def figures(self) -> dict[str, int]:
         """Expected figures keyed as the summary names them (`mismatch` becomes `unsynced/mismatch`)."""
-        out: dict[str, int] = {}
-        for key, value in (self.model_extra or {}).items():
-            full = (
-                key
-                if key in {"total", "synced", "unsynced"} or key in {o.value for o in Outcome}
-                else f"unsynced/{key}"
-            )
-            out[full] = int(value)
-        return out
+        return {_full_name(key): int(value) for key, value in (self.model_extra or {}).items()}
+
+
+def _full_name(key: str) -> str:
+    """`mismatch` → `unsynced/mismatch`; sums and full outcome names stay as they are."""
+    return key if key in _SUMS or key in {o.value for o in RECORD_OUTCOMES} else f"unsynced/{key}"
 
 
 class Scenario(BaseModel):
@@ -113,6 +153,41 @@ def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds: `X`, `X | None`, `list[X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (list, Union, types.UnionType):
+        for arg in get_args(annotation):
+            model = _model_in(arg)
+            if model is not None:
+                return model
+    return None
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the mapping at `loc` may hold (list indices skipped)."""
+    model: type[BaseModel] | None = Scenario
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if model is not None else None
+        model = _model_in(field.annotation) if field is not None else None
+    return list(model.model_fields) if model is not None else []
+
+
+def _problem(error: Any) -> str:
+    """One validation error as `key.path: what is wrong and what to do`."""
+    loc = tuple(error["loc"])
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        msg = "unknown key" + (f"; allowed keys here: {', '.join(allowed)}" if allowed else "; remove it")
+    elif error["type"] == "missing":
+        msg = "required key is missing; add it"
+    return f"{_where(loc)}: {msg}"
+
+
 def load_scenario(path: Path) -> Scenario:
     """Read and validate a scenario; every problem is reported with the file and the key path."""
     try:
@@ -122,7 +197,7 @@ def load_scenario(path: Path) -> Scenario:
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"scenario {path} is not UTF-8 text (byte {exc.start})") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -134,7 +209,7 @@ def load_scenario(path: Path) -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e) for e in exc.errors())
         raise ScenarioError(f"scenario {path} is invalid: {problems}") from exc
     base = path.parent
     if scenario.population.file is not None:

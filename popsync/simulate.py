@@ -30,7 +30,7 @@ from mocks.ndxp.population import generate_population
 from popsync.collector import Collector
 from popsync.exceptions import ExpectationFailed, ServiceError
 from popsync.kafka_local import kafka_broker
-from popsync.report import SECTOR_LABELS, report_line
+from popsync.report import SECTOR_LABELS, report_line, vn_int
 from popsync.scenario import Scenario, load_scenario
 from popsync.services import ManagedProcess, free_port, popsync_command
 from popsync.summary import build_summary, check_expectations, write_results
@@ -181,6 +181,7 @@ class _ReconcileBars:
         self.progress = progress
         self.collector = collector
         self.tasks: dict[tuple[str, str], TaskID] = {}
+        self.totals: dict[tuple[str, str], int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="popsync-progress", daemon=True)
 
@@ -189,6 +190,7 @@ class _ReconcileBars:
             self.tasks[source] = self.progress.add_task(f"{_label(*source)}: reconcile", total=None)
 
     def set_totals(self, totals: dict[tuple[str, str], int]) -> None:
+        self.totals = dict(totals)
         for source, task in self.tasks.items():
             self.progress.update(task, total=totals.get(source, 0))
 
@@ -199,8 +201,25 @@ class _ReconcileBars:
             self.progress.update(task, completed=done.get(source, 0))
 
     def _run(self) -> None:
+        # Without a terminal, rich draws nothing until the end: print a plain line every few seconds
+        # instead, so a CI log or `tee` still shows the run moving.
+        plain = not self.progress.console.is_terminal
+        last_line = time.monotonic()
         while not self._stop.wait(0.3):
             self.refresh()
+            if plain and time.monotonic() - last_line >= 10:
+                last_line = time.monotonic()
+                self._print_plain()
+
+    def _print_plain(self) -> None:
+        with self.collector.lock:
+            done = dict(self.collector.per_source)
+        parts = []
+        for source in self.tasks:
+            total = self.totals.get(source)
+            of = f"/{vn_int(total)}" if total else ""
+            parts.append(f"{_label(*source)} {vn_int(done.get(source, 0))}{of}")
+        self.progress.console.print("reconciled: " + "; ".join(parts), highlight=False)
 
     def start(self) -> None:
         self._thread.start()

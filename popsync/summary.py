@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ def percentile(sorted_values: Sequence[int], q: float) -> int:
     """Nearest-rank percentile of already sorted values (0 for none)."""
     if not sorted_values:
         return 0
-    rank = max(1, int(-(-q * len(sorted_values) // 1)))
+    # The rank is ceil(q * n) computed on the decimal q as written: in floats 0.07 * 100 is 7.000000000000001.
+    rank = max(1, math.ceil(Fraction(q).limit_denominator(1_000_000) * len(sorted_values)))
     return int(sorted_values[min(rank, len(sorted_values)) - 1])
 
 
