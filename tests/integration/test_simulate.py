@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -179,6 +180,21 @@ def population(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Cit
     return tmp, citizens
 
 
+def _assert_no_personal_data(texts: list[str], citizens: list[Citizen]) -> None:
+    """No personal ID, legacy ID, name or birth date of any citizen in what was logged or printed."""
+    text = unicodedata.normalize("NFC", "\n".join(texts))
+    assert len(text) > 200, "the run logged something to check"
+    leaked = [
+        c.personal_id
+        for c in citizens
+        if c.personal_id in text
+        or (c.legacy_id and c.legacy_id in text)
+        or unicodedata.normalize("NFC", c.full_name) in text
+        or c.date_of_birth.isoformat() in text
+    ]
+    assert leaked == [], f"{len(leaked)} citizens' data in the logs"
+
+
 def _assert_matches_oracle(
     outcome_summary: dict[str, Any], results_path: Path, expected: dict[str, Any], rejected: int
 ) -> None:
@@ -251,8 +267,13 @@ def test_scenario_outcomes_follow_the_rules(
         summary=tmp_path / "s.json",
         on_running=inject_garbage,
         timeout_s=600,
+        workdir=tmp_path / "run",
     )
-    outcome = run_scenario(scenario, options, Console(file=open("/dev/null", "w")))  # noqa: SIM115
+    terminal = io.StringIO()
+    outcome = run_scenario(scenario, options, Console(file=terminal, width=120))
+    _assert_no_personal_data(
+        [terminal.getvalue(), *(p.read_text() for p in (tmp_path / "run").glob("*.log"))], citizens
+    )
     # the worker's dead-letter entry may land after the last record's outcome; give it a moment
     summary = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
     assert garbage == ["sent"]
