@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from popsync.exceptions import ExpectationFailed
 
@@ -22,8 +23,9 @@ app.add_typer(kafka_app, name="kafka")
 app.add_typer(ndxp_app, name="ndxp")
 app.add_typer(population_app, name="population")
 
-console = Console()
-err = Console(stderr=True)
+# soft_wrap: a report line pasted into a monthly report must stay one line, also in a file or a pipe.
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 Bootstrap = Annotated[
     str | None,
@@ -66,7 +68,7 @@ def kafka_up(
     """Start a detached local broker and print its bootstrap servers."""
     from popsync.kafka_local import kafka_up as up
 
-    state = up(port=port, log=lambda m: err.print(m))
+    state = up(port=port, log=lambda m: err.print(m, markup=False))
     console.print(f"Kafka is up: [bold]{state['bootstrap_servers']}[/] (pid {state['pid']})")
     console.print(f"export POPSYNC_BOOTSTRAP_SERVERS={state['bootstrap_servers']}")
 
@@ -147,7 +149,9 @@ def publish(
     with LgspConnector(bootstrap_servers, topics, rate=rate) as connector:
         for path in files:
             report = connector.publish_file(path)
-            console.print(f"{path}: published {report.published:,}, dead-lettered {report.rejected:,}")
+            console.print(
+                f"{path}: published {report.published:,}, dead-lettered {report.rejected:,}", markup=False
+            )
 
 
 @population_app.command("generate")
@@ -180,7 +184,7 @@ def report(summary: Annotated[Path, typer.Argument(help="a summary JSON written 
         data = json.loads(summary.read_text(encoding="utf-8"))
         for total in data["totals"]:
             console.print(report_line(total))
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PopsyncError(f"{summary} is not a popsync summary: {exc}") from exc
 
 
@@ -203,10 +207,10 @@ def main() -> None:
     try:
         app()
     except ExpectationFailed as exc:
-        err.print(f"[red]{exc}[/]")
+        err.print(f"[red]{escape(str(exc))}[/]")
         sys.exit(1)
     except known as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted; everything popsync started has been stopped")

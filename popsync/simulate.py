@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from connectors.generate import generate_records
@@ -280,9 +281,10 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
     run_id = f"{_slug(scenario.name)}-{uuid.uuid4().hex[:8]}"
     with ExitStack() as stack:
         workdir = stack.enter_context(_workdir(options))
-        console.print(f"[bold]popsync[/] scenario [cyan]{scenario.name}[/] (run {run_id}, workdir {workdir})")
+        name, where = escape(scenario.name), escape(str(workdir))
+        console.print(f"[bold]popsync[/] scenario [cyan]{name}[/] (run {run_id}, workdir {where})")
         bootstrap = stack.enter_context(
-            kafka_broker(options.bootstrap_servers, log=lambda m: console.print(f"  {m}"))
+            kafka_broker(options.bootstrap_servers, log=lambda m: console.print(f"  {m}", markup=False))
         )
         topics = TopicNames(f"popsync.{run_id}")
         ensure_topics(bootstrap, topics.all(), scenario.partitions)
@@ -387,7 +389,7 @@ def simulate(path: Path, options: RunOptions, console: Console) -> int:
     summary = outcome.summary
     console.print()
     for total in summary["totals"]:
-        console.print(report_line(total))
+        console.print(report_line(total), soft_wrap=True, highlight=False)
     if summary["rejected"]:
         console.print(f"Bị từ chối (dead-letter): {summary['rejected']:,}".replace(",", "."))
     lag = summary["sync_lag_ms"]

@@ -1,0 +1,1 @@
+"""Throughput benchmarks of popsync, each a ratio against a baseline measured in the same run."""

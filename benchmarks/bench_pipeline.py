@@ -1,0 +1,114 @@
+"""`pipeline`: records/s of `run_scenario` end to end, against the bare producer rate of `publish`.
+
+A generated scenario (the benchmark workload: an insurance and a labour source) runs through
+`popsync.simulate.run_scenario` on the run's broker with one faust worker. The rate is the summary's
+(records ÷ seconds from the first publish to the last outcome). Publishing waits until the worker owns
+its partitions, so a worker's start-up and group join (seconds, paid once) do not dilute a throughput
+figure; they are reported apart as `worker_ready_s`. The baseline is the bare kafka-python producer rate
+`publish` measured in this run (measured here if `publish` was not run): how much of the broker's raw
+intake the whole reconciliation (consume, NDXP batch look-up, rules, results, counting) sustains.
+
+Target: ratio ≥ 0.05, about 2,500 records/s when the bare producer does 50k messages/s. At that rate
+Tuyên Quang's month (757,543 insurance records) is reconciled in about five minutes by one worker, and
+the sync lag (published → decided) stays within seconds instead of growing with the backlog. Each record
+costs a consume, a look-up share, a result produce and a count, so tens of times the bare produce is
+expected; the summary's sync-lag p50/p95 are reported alongside.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from benchmarks import workload
+from benchmarks.bench_publish import bare_producer_rate
+from benchmarks.harness import BenchContext, BenchmarkError, BenchResult, Rate, step
+from popsync.simulate import Run, RunOptions, run_scenario
+
+__all__ = ["TARGET", "run"]
+
+NAME = "pipeline"
+TARGET = 0.05
+RECORDS = 20_000
+PARTITIONS = 6
+READY_TIMEOUT_S = 180.0
+
+
+def scenario(records: int) -> dict[str, Any]:
+    """The scenario file's content for `records` records of the benchmark workload."""
+    return {
+        "name": "bench-pipeline",
+        "seed": workload.SEED,
+        "partitions": PARTITIONS,
+        "population": {"generate": workload.population_counts(records)},
+        "sources": [
+            {"sector": sector, "province": province, "generate": workload.spec_for(sector, n).model_dump()}
+            for sector, province, n in workload.split(records)
+        ],
+        "expect": [
+            {"sector": sector, "province": province, "total": n}
+            for sector, province, n in workload.split(records)
+        ],
+    }
+
+
+def _wait_for_workers(run: Run, ready: dict[str, float]) -> None:
+    """Block until the workers' progress snapshots cover every results partition (they own them all)."""
+    started = time.monotonic()
+    while time.monotonic() - started < READY_TIMEOUT_S:
+        run.collector.check()
+        with run.collector.lock:
+            owned = len(run.collector.progress)
+        if owned >= run.scenario.partitions:
+            ready["seconds"] = time.monotonic() - started
+            return
+        if not any(w.alive() for w in run.workers):
+            tails = "\n".join(w.log_tail() for w in run.workers)
+            raise BenchmarkError(f"pipeline: the worker exited before it was ready:\n{tails}")
+        time.sleep(0.2)  # polling the collector: it offers no ready event
+    raise BenchmarkError(f"pipeline: the worker did not own its partitions within {READY_TIMEOUT_S:.0f} s")
+
+
+def run(ctx: BenchContext) -> BenchResult:
+    bootstrap = ctx.bootstrap()
+    baseline = bare_producer_rate(ctx)
+    n = ctx.size(RECORDS)
+    ready: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="popsync-bench-pipeline-") as tmp:
+        path = Path(tmp) / "bench-pipeline.yaml"
+        path.write_text(yaml.safe_dump(scenario(n), sort_keys=False), encoding="utf-8")
+        options = RunOptions(
+            bootstrap_servers=bootstrap,
+            timeout_s=1800.0,
+            on_running=lambda r: _wait_for_workers(r, ready),
+        )
+        with open(os.devnull, "w") as devnull, step(ctx.log, f"pipeline: simulate {n:,} records"):
+            started = time.perf_counter()
+            outcome = run_scenario(path, options, Console(file=devnull))
+            wall_s = time.perf_counter() - started
+    if outcome.problems:
+        raise BenchmarkError("pipeline: the scenario's figures are wrong: " + "; ".join(outcome.problems))
+    summary = outcome.summary
+    lag = summary["sync_lag_ms"]
+    return BenchResult(
+        NAME,
+        "records end to end vs bare producer messages",
+        Rate("records/s, popsync simulate end to end", n, float(summary["duration_s"])),
+        baseline,
+        TARGET,
+        {
+            "records": n,
+            "workers": options.workers,
+            "sync_lag_p50_ms": lag["p50"],
+            "sync_lag_p95_ms": lag["p95"],
+            "sync_lag_p99_ms": lag["p99"],
+            "worker_ready_s": round(ready.get("seconds", 0.0), 1),
+            "wall_s": round(wall_s, 1),
+        },
+    )

@@ -1,0 +1,88 @@
+"""`rules`: the pure reconciliation rules (`parse_line` + `decide`) against a bare `json.loads` of the lines.
+
+Target: ratio ≥ 0.05, i.e. reading and judging a record may cost at most 20 bare JSON parses. `json.loads`
+of a ~250-byte record runs at several hundred thousand lines/s on one core, so 0.05 still leaves the rules
+tens of thousands of records/s per core: an order of magnitude above what a worker gets through Kafka and
+the NDXP (see `pipeline`), so the pure rules can never be what a worker waits on. A drop below it means a
+rule started doing per-record work out of proportion (a regex compiled per call, a copy of the record).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from benchmarks import workload
+from benchmarks.harness import BenchContext, BenchResult, Rate, step, timed
+from schemas.citizen import Citizen
+from schemas.records import Record, parse_line
+from schemas.rules import decide, holder_key, lookup_key
+from streams.messages import dumps
+
+__all__ = ["TARGET", "run"]
+
+NAME = "rules"
+TARGET = 0.05
+RECORDS = 100_000
+ROUNDS = 3  # candidate and baseline alternate; each keeps its best round (least disturbed by the machine)
+
+
+def npd_index(citizens: Mapping[str, Sequence[Citizen]]) -> dict[str, Citizen]:
+    """The NPD as a dict: 12-digit personal ID and 9-digit legacy ID → citizen (what a look-up returns)."""
+    index: dict[str, Citizen] = {}
+    for group in citizens.values():
+        for c in group:
+            index[c.personal_id] = c
+            if c.legacy_id:
+                index.setdefault(c.legacy_id, c)
+    return index
+
+
+def judge_all(lines: Sequence[bytes], npd: Mapping[str, Citizen]) -> int:
+    """Parse and decide every line in order, keeping rule 7's first holders as a worker does."""
+    holders: dict[tuple[str, str, str], str] = {}
+    decided = 0
+    for line in lines:
+        record = parse_line(line)
+        if not isinstance(record, Record):
+            continue
+        key = lookup_key(record)
+        citizen = npd.get(key) if key else None
+        holder = holder_key(record)
+        first = holders.get(holder) if holder else None
+        decision = decide(record, citizen, first)
+        if holder and decision.passed_identity and first is None:
+            holders[holder] = record.record_id
+        decided += 1
+    return decided
+
+
+def parse_all(lines: Sequence[bytes]) -> int:
+    """The baseline: `json.loads` of every line, nothing else."""
+    loads = json.loads
+    for line in lines:
+        loads(line)
+    return len(lines)
+
+
+def run(ctx: BenchContext) -> BenchResult:
+    n = ctx.size(RECORDS)
+    with step(ctx.log, f"rules: generating {n:,} records"):
+        records, citizens = workload.generate(ctx, n)
+        lines = [dumps(r) for r in records]
+        npd = npd_index(citizens)
+    judge_all(lines[:2000], npd)  # warm-up: imports, regex caches, first-call paths
+    parse_all(lines[:2000])
+    best_rules = best_json = float("inf")
+    with step(ctx.log, f"rules: {ROUNDS} rounds of parse_line + decide and of json.loads"):
+        for _ in range(ROUNDS):
+            best_json = min(best_json, timed(lambda: parse_all(lines))[1])
+            best_rules = min(best_rules, timed(lambda: judge_all(lines, npd))[1])
+    return BenchResult(
+        NAME,
+        "parse_line + decide vs json.loads, per record",
+        Rate("parse_line + decide per record", n, best_rules),
+        Rate("json.loads per line", n, best_json),
+        TARGET,
+        {"records": n, "rounds": ROUNDS, "bytes_per_line": sum(map(len, lines)) // n},
+    )
