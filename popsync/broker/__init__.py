@@ -1,0 +1,81 @@
+"""A real Apache Kafka broker for popsync: given servers, a Docker container, or a local Java KRaft broker.
+
+`kafka_broker()` picks, in this order: explicit bootstrap servers (argument or env
+`POPSYNC_BOOTSTRAP_SERVERS`); an `apache/kafka:<KAFKA_VERSION>` container where a Docker engine answers;
+otherwise `LocalKafka`, the official Kafka jars (fetched once from Maven Central with
+`deploy/kafka/pom.xml`, cached under `~/.cache/popsync/kafka/<version>/` or `$POPSYNC_CACHE_DIR`) run on
+Java 17+ as a single-node KRaft broker on free 127.0.0.1 ports.
+
+Modules: `errors` (the exception hierarchy), `jars` (cache, Maven fetch, Java), `probe` (pids, ports,
+readiness), `lifetime` (no orphan JVM), `local` (`LocalKafka`), `docker` (the container path),
+`detached` (`popsync kafka up|down|status`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from popsync.broker.detached import kafka_down, kafka_status, kafka_up
+from popsync.broker.docker import docker_available, docker_kafka
+from popsync.broker.errors import (
+    NO_KAFKA_HELP,
+    KafkaFetchError,
+    KafkaLocalError,
+    KafkaStartError,
+    KafkaUnavailableError,
+)
+from popsync.broker.jars import KAFKA_VERSION, Log, cache_root, fetch_kafka_jars, find_java
+from popsync.broker.lifetime import remove_stale_data_dirs
+from popsync.broker.local import LocalKafka
+from popsync.broker.probe import process_alive
+
+__all__ = [
+    "KAFKA_VERSION",
+    "KafkaFetchError",
+    "KafkaLocalError",
+    "KafkaStartError",
+    "KafkaUnavailableError",
+    "LocalKafka",
+    "cache_root",
+    "docker_available",
+    "fetch_kafka_jars",
+    "kafka_broker",
+    "kafka_down",
+    "kafka_status",
+    "kafka_up",
+    "process_alive",
+    "remove_stale_data_dirs",
+]
+
+ENV_BOOTSTRAP = "POPSYNC_BOOTSTRAP_SERVERS"
+_logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def kafka_broker(
+    bootstrap_servers: str | None = None,
+    *,
+    log: Log | None = None,
+    version: str = KAFKA_VERSION,
+    partitions: int = 6,
+    cache_dir: Path | None = None,
+) -> Iterator[str]:
+    """A bootstrap for a broker: the given one, else Docker, else `LocalKafka`; stops what it started."""
+    say = log or _logger.info
+    servers = (bootstrap_servers or os.environ.get(ENV_BOOTSTRAP) or "").strip()
+    if servers:
+        yield servers
+    elif docker_available():
+        with docker_kafka(version, partitions, say) as bootstrap:
+            yield bootstrap
+    elif find_java() is None:
+        raise KafkaUnavailableError(
+            f"No Kafka broker: no Java 17+ and no Docker engine here; {NO_KAFKA_HELP}."
+        )
+    else:
+        with LocalKafka(version=version, partitions=partitions, cache_dir=cache_dir, log=say) as broker:
+            yield broker.bootstrap_servers

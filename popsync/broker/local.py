@@ -1,0 +1,256 @@
+"""`LocalKafka`: the official Kafka jars run on Java 17+ as a single-node KRaft broker on free ports."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from popsync.broker import lifetime
+from popsync.broker.errors import KafkaStartError
+from popsync.broker.jars import KAFKA_VERSION, Log, fetch_kafka_jars, require_java
+from popsync.broker.probe import await_ready, free_port
+
+__all__ = ["LocalKafka"]
+
+_ERROR_LINE = re.compile(r"\] (ERROR|FATAL) |^[\w.$]+(Exception|Error)\b")
+_logger = logging.getLogger(__name__)
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    """The first errors of a broker log (the cause; shutdown noise follows it) and its last lines."""
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {path})"
+    errors = [line for line in text if _ERROR_LINE.search(line)][:8]
+    head = [f"({path}, first errors:)", *errors, "(…last lines:)"] if errors else [f"({path})"]
+    return "\n".join([*head, *text[-lines:]])
+
+
+def _cluster_id() -> str:
+    # What `kafka-storage random-uuid` prints: 16 random bytes, URL-safe base64, no padding, not "-"-led.
+    while True:
+        cid = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+class LocalKafka:
+    """A single-node KRaft broker of the official Kafka jars, run with Java on free 127.0.0.1 ports.
+
+    Start it from the main thread (or a long-lived one): `PR_SET_PDEATHSIG` fires when the *thread* that
+    started the JVM ends, so starting it from a short-lived worker thread would kill the broker with it.
+    """
+
+    def __init__(
+        self,
+        *,
+        version: str = KAFKA_VERSION,
+        cache_dir: Path | None = None,
+        data_dir: Path | None = None,
+        port: int | None = None,
+        partitions: int = 6,
+        log: Log | None = None,
+        keep_data: bool = False,
+        detached: bool = False,
+        heap: str = "1g",
+    ) -> None:
+        self.version, self.cache_dir, self.port, self.partitions = version, cache_dir, port, partitions
+        self.keep_data, self.detached, self.heap = keep_data, detached, heap
+        self._log = log or _logger.info
+        self._given_data_dir = Path(data_dir) if data_dir is not None else None
+        self.data_dir: Path | None = None
+        self.bootstrap_servers = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def log_file(self) -> Path | None:
+        return self.data_dir / "broker.log" if self.data_dir else None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 120.0) -> str:
+        """Fetch the jars if needed, format storage, start the JVM, wait until it answers; the bootstrap."""
+        if self.running():
+            return self.bootstrap_servers
+        java = require_java()
+        libs = fetch_kafka_jars(self.version, self.cache_dir, self._log)
+        lifetime.remove_stale_data_dirs()
+        if self._given_data_dir is not None:
+            self.data_dir = self._given_data_dir
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            self.data_dir = Path(tempfile.mkdtemp(prefix=lifetime.DATA_PREFIX))
+        started = time.monotonic()
+        attempts = 1 if self.port else 3  # a free port can be taken by someone else before the JVM binds it
+        try:
+            for attempt in range(1, attempts + 1):
+                try:
+                    self._start_once(java, libs, timeout)
+                    break
+                except KafkaStartError:
+                    lost_port = "Address already in use" in _tail(self.data_dir / "broker.log", 200)
+                    self._kill()
+                    if not lost_port or attempt == attempts:
+                        raise
+        except BaseException:
+            self.stop()
+            raise
+        self._log(
+            f"Kafka {self.version} ready on {self.bootstrap_servers} in {time.monotonic() - started:.1f} s "
+            f"(pid {self.pid}, data {self.data_dir})"
+        )
+        return self.bootstrap_servers
+
+    def _start_once(self, java: str, libs: Path, timeout: float) -> None:
+        assert self.data_dir is not None
+        port, controller = self.port or free_port(), free_port()
+        while controller == port:
+            controller = free_port()
+        self.bootstrap_servers = f"127.0.0.1:{port}"
+        props = self.data_dir / "server.properties"
+        props.write_text(self._properties(port, controller))
+        self._write_run_file(jvm_pid=None)
+        jvm = [
+            java,
+            f"-Xmx{self.heap}",
+            "-Xms128m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={libs.parent / 'log4j2.xml'}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            "-cp",
+            f"{libs}/*",
+        ]
+        preexec = None if self.detached else lifetime.die_with_parent(os.getpid())
+        fmt = subprocess.run(  # noqa: S603 - our java, our arguments, no shell
+            [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                "--ignore-formatted",
+                "-t",
+                _cluster_id(),
+                "-c",
+                str(props),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            preexec_fn=preexec,
+        )
+        if fmt.returncode != 0:
+            tail = "\n".join((fmt.stdout + fmt.stderr).splitlines()[-20:])
+            raise KafkaStartError(f"Formatting Kafka storage in {self.data_dir} failed:\n{tail}")
+        if not self.detached:
+            lifetime.install_hooks()
+        with (self.data_dir / "broker.log").open("ab") as out:
+            self._proc = subprocess.Popen(  # noqa: S603
+                [*jvm, "kafka.Kafka", str(props)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.data_dir,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
+        if not self.detached:
+            lifetime.track(self)
+        self._write_run_file(jvm_pid=self._proc.pid)
+        log_file = self.data_dir / "broker.log"
+        await_ready(self.bootstrap_servers, timeout, self.running, lambda: _tail(log_file))
+
+    def _properties(self, port: int, controller: int) -> str:
+        assert self.data_dir is not None
+        settings: dict[str, object] = {
+            "process.roles": "broker,controller",
+            "node.id": 1,
+            "controller.quorum.voters": f"1@127.0.0.1:{controller}",  # static: restarts may change ports
+            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": self.data_dir / "logs",
+            "num.partitions": self.partitions,
+            "default.replication.factor": 1,
+            "min.insync.replicas": 1,
+            "offsets.topic.replication.factor": 1,
+            "offsets.topic.num.partitions": 10,  # 50 by default: slow first group join on a laptop
+            "transaction.state.log.replication.factor": 1,
+            "transaction.state.log.min.isr": 1,
+            "transaction.state.log.num.partitions": 10,
+            "share.coordinator.state.topic.replication.factor": 1,
+            "share.coordinator.state.topic.min.isr": 1,
+            "group.initial.rebalance.delay.ms": 0,
+            "auto.create.topics.enable": "true",
+            "num.network.threads": 2,
+            "num.io.threads": 4,
+        }
+        return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+    def _write_run_file(self, jvm_pid: int | None) -> None:
+        assert self.data_dir is not None
+        keep = self.keep_data or self.detached or self._given_data_dir is not None
+        run = {"owner_pid": None if self.detached else os.getpid(), "jvm_pid": jvm_pid, "keep": keep}
+        (self.data_dir / lifetime.RUN_FILE).write_text(json.dumps(run))
+
+    def _kill(self) -> None:
+        """SIGTERM the JVM's process group, SIGKILL it if still there after a grace period."""
+        proc, self._proc = self._proc, None
+        lifetime.untrack(self)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=20)
+
+    def stop(self) -> None:
+        """Stop the broker (idempotent) and remove its temp data dir unless asked to keep it."""
+        pid, was_running = self.pid, self.running()
+        self._kill()
+        if self.data_dir is not None and self._given_data_dir is None and not self.keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+        if was_running:
+            self._log(f"Kafka broker {self.bootstrap_servers} stopped (pid {pid}).")
+
+    def release(self) -> None:
+        """Forget a detached broker without stopping it (it outlives this process; see `kafka_up`)."""
+        if self._proc is not None:
+            lifetime.keep_detached(self._proc)
+        self._proc = None
+        lifetime.untrack(self)
+
+    def __enter__(self) -> LocalKafka:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
