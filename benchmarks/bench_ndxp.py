@@ -99,7 +99,7 @@ def run(ctx: BenchContext) -> BenchResult:
                 _, single_s = timed(lambda: _expect_all("GET per ID", ask_singly(client, ids), ids))
     return BenchResult(
         NAME,
-        f"IDs by verify-batch ({BATCH}/call) vs one GET per ID",
+        f"verify-batch ({BATCH} IDs/call) vs GET per ID",
         Rate(f"IDs/s by POST verify-batch ({BATCH}/call)", n_ids, batch_s),
         Rate("IDs/s by GET /v1/citizens/{id}", n_ids, single_s),
         TARGET,

@@ -83,10 +83,10 @@ def results_table(results: Sequence[BenchResult], quick: bool) -> Table:
     return table
 
 
-def _write_json(path: Path, results: Sequence[BenchResult], quick: bool) -> None:
+def _write_json(path: Path, results: Sequence[BenchResult], quick: bool, started: str) -> None:
     document = {
         "quick": quick,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started": started,
         "python": platform.python_version(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "results": [r.to_dict() for r in results],
@@ -98,11 +98,11 @@ def _write_json(path: Path, results: Sequence[BenchResult], quick: bool) -> None
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected benchmarks in order; returns the exit status."""
     args = _parse_args(argv)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     out, err = Console(), Console(stderr=True)
     if not out.is_terminal:  # rich would wrap a redirected table at 80 columns
         out = Console(width=120)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("connectors.lgsp").setLevel(logging.ERROR)  # the workload's rejected lines, by design
     # A fresh topic answers NotLeaderForPartition until its leaders are elected; the producer retries, and a
     # message it finally fails to deliver still fails the benchmark. The retry warnings are noise here.
     logging.getLogger("kafka").setLevel(logging.ERROR)
@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in results:
         out.print(f"[bold]{r.name}[/]: {_notes(r)}", highlight=False)
     if args.json is not None:
-        _write_json(args.json, results, args.quick)
+        _write_json(args.json, results, args.quick, started)
         out.print(f"results written to {args.json}")
     missed = [r.name for r in results if not r.meets_target]
     return 1 if args.strict and missed else 0

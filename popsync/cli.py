@@ -134,6 +134,9 @@ def publish(
     bootstrap_servers: Bootstrap = None,
     topic_prefix: Annotated[str, typer.Option(envvar="STREAMS_TOPIC_PREFIX")] = "popsync",
     rate: Annotated[float | None, typer.Option(help="records per second")] = None,
+    partitions: Annotated[
+        int, typer.Option(envvar="STREAMS_PARTITIONS", min=1, help="partitions of topics created here")
+    ] = 6,
 ) -> None:
     """Publish records files through an LGSP connector to a running deployment."""
     from connectors.lgsp import LgspConnector
@@ -145,7 +148,7 @@ def publish(
             "publish needs a running broker: pass --bootstrap-servers or set POPSYNC_BOOTSTRAP_SERVERS"
         )
     topics = TopicNames(topic_prefix)
-    ensure_topics(bootstrap_servers, topics.all(), 6)
+    ensure_topics(bootstrap_servers, topics.all(), partitions)
     with LgspConnector(bootstrap_servers, topics, rate=rate) as connector:
         for path in files:
             report = connector.publish_file(path)
