@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    := out
 
-.PHONY: setup demo tuyen-quang test test-unit test-integration lint typecheck bench kafka-jars clean
+.PHONY: setup demo tuyen-quang test test-tools test-unit test-integration lint typecheck bench kafka-jars clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "popsync needs Python 3.11 or newer")'
@@ -27,7 +27,10 @@ tuyen-quang: setup  ## reproduce Tuyên Quang's December 2023 insurance figure (
 	@mkdir -p $(OUT)
 	$(BIN)/popsync simulate scenarios/tuyen-quang-2023-12-insurance.yaml --summary $(OUT)/tuyen-quang-summary.json
 
-test: setup kafka-jars  ## the whole test suite: unit, then integration on a real broker
+test-tools:  ## promtool and chromium for the deploy-config and dashboard tests (apt-get; needs root)
+	@scripts/install-promtool.sh || echo "promtool missing: the deploy-config tests will skip (fail under CI)"
+
+test: setup kafka-jars test-tools  ## the whole test suite: unit, then integration on a real broker
 	$(BIN)/pytest tests
 
 test-unit: setup
