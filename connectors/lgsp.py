@@ -15,6 +15,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from connectors.exceptions import DeliveryError, SourceFileError
+from connectors.metrics import ConnectorMetrics
 from schemas.records import Rejected, parse_line
 from streams.messages import (
     HEADER_PROVINCE,
@@ -77,9 +78,11 @@ class LgspConnector:
         rate: float | None = None,
         client_id: str = "popsync-lgsp",
         producer: KafkaProducer | None = None,
+        metrics: ConnectorMetrics | None = None,
     ) -> None:
         self.topics = topics
         self.rate = rate
+        self.metrics = metrics if metrics is not None else ConnectorMetrics()
         self._producer = producer or KafkaProducer(
             bootstrap_servers=bootstrap_servers,
             client_id=client_id,
@@ -122,6 +125,7 @@ class LgspConnector:
         report = PublishReport()
         started = time.monotonic()
         request_id = uuid.uuid4().hex
+        unmetered: dict[tuple[str, str], int] = {}  # sent since the metrics were last updated
         for count, (where, line) in enumerate(lines, start=1):
             self._pace(count, started)
             parsed = parse_line(line)
@@ -147,10 +151,16 @@ class LgspConnector:
                 report.keys.append(key)
                 source = (parsed.sector, parsed.province)
                 report.by_source[source] = report.by_source.get(source, 0) + 1
-            if on_progress is not None and count % 1000 == 0:
-                on_progress(count)
+                unmetered[source] = unmetered.get(source, 0) + 1
+            if count % 1000 == 0:
+                self.metrics.add_published(unmetered)
+                unmetered.clear()
+                if on_progress is not None:
+                    on_progress(count)
         self._producer.flush()
         report.seconds = time.monotonic() - started
+        self.metrics.add_published(unmetered)
+        self.metrics.publish_seconds.observe(report.seconds)
         if on_progress is not None:
             on_progress(report.published + report.rejected)
         self._raise_failures()
@@ -195,6 +205,7 @@ class LgspConnector:
             "raw": line.decode("utf-8", "replace"),
         }
         log.warning("rejected line %s: %s", where, reason)
+        self.metrics.add_dead_letter()
         future = self._producer.send(
             self.topics.deadletter, key=where.encode(), value=json.dumps(body).encode()
         )

@@ -79,9 +79,13 @@ class Run:
     collector: Collector
     workers: list[ManagedProcess] = field(default_factory=list)
     published: int = 0
+    # worker index -> its /metrics port, kept across restarts so a scraper's target stays the same
+    metrics_ports: dict[int, int] = field(default_factory=dict)
 
     def worker_env(self, index: int) -> dict[str, str]:
+        port = self.metrics_ports.setdefault(index, free_port())
         return {
+            "STREAMS_METRICS_PORT": str(port),
             "POPSYNC_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "STREAMS_APP_ID": f"popsync-{self.topics.prefix}",
             "STREAMS_TOPIC_PREFIX": self.topics.prefix,

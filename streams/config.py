@@ -32,6 +32,10 @@ class StreamsSettings(BaseSettings):
     session_timeout_s: float = Field(default=10.0, gt=0)
     data_dir: Path = Path(".popsync/worker")
     worker_id: str = "worker-1"
+    # Prometheus /metrics of this worker (streams.metrics); 0 leaves it off. Loopback by default: expose it
+    # wider only behind the deployment's network policy (the metrics hold no personal data, but still).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     log_level: str = "WARNING"
 
 

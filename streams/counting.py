@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import faust
@@ -36,6 +36,9 @@ class OutcomeCounter:
         self.stats = stats
         self.worker_id = worker_id
         self.counts: defaultdict[int, Counter[str]] = defaultdict(Counter)
+        # The results partitions this worker owns, refreshed on the event loop (snapshot, recovery,
+        # revocation) so the metrics thread can read it without touching faust's assignor.
+        self.owned: frozenset[int] = frozenset()
 
     async def process(self, events: Sequence[faust.types.EventT[Any]]) -> None:
         store = self.outcomes.data
@@ -60,7 +63,27 @@ class OutcomeCounter:
         for label, partition in self.outcomes.data.values():
             counts[partition][label] += 1
         self.counts = counts
+        self.owned = frozenset(self.active_partitions())
         log.info("counts rebuilt from %d records", sum(sum(c.values()) for c in counts.values()))
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Stop reporting partitions as owned (on revocation, before another worker reports them)."""
+        self.owned = self.owned.difference(partitions)
+
+    def owned_totals(self) -> Counter[str]:
+        """Counts summed over the owned partitions; safe to call from another thread while counting runs.
+
+        Each read is one C-level copy (`list(d.items())`), atomic under the GIL, so a concurrent update
+        cannot change a dict's size mid-iteration; `rebuild` replaces `counts` whole.
+        """
+        counts = self.counts
+        totals: Counter[str] = Counter()
+        for partition in self.owned:
+            part = counts.get(partition)  # .get: a defaultdict look-up must not insert from this thread
+            if part:
+                for label, n in list(part.items()):
+                    totals[label] += n
+        return totals
 
     def active_partitions(self) -> list[int]:
         return sorted(
@@ -70,6 +93,7 @@ class OutcomeCounter:
     async def snapshot(self) -> None:
         """Publish this worker's counts for the results partitions it owns, plus its recent sync lag."""
         partitions = self.active_partitions()
+        self.owned = frozenset(partitions)
         body = {
             "worker": self.worker_id,
             "ts_ms": now_ms(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,8 +19,9 @@ from tenacity import (
 
 from schemas.citizen import Citizen
 from streams.exceptions import ConfigurationError, NdxpUnavailableError, StreamsError
+from streams.metrics import WorkerMetrics
 
-__all__ = ["NdxpClient"]
+__all__ = ["NdxpClient", "error_kind"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,15 @@ _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
     log.warning("NDXP call failed (attempt %d): %s; retrying", state.attempt_number, exc)
+
+
+def error_kind(exc: httpx.TransportError) -> str:
+    """The `kind` label of a failed call that got no HTTP answer."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect"
+    return "transport"  # the connection broke mid-exchange (reset, protocol error)
 
 
 class NdxpClient:
@@ -47,6 +58,7 @@ class NdxpClient:
         max_backoff_s: float = 10.0,
         purpose: str = "reconcile sector records (Project 06 cleansing)",
         transport: httpx.AsyncBaseTransport | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         if not api_key:
             raise ConfigurationError("STREAMS_NDXP_API_KEY is empty: the NDXP requires an agency API key")
@@ -58,6 +70,7 @@ class NdxpClient:
         )
         self._purpose = purpose
         self._max_backoff_s = max_backoff_s
+        self._metrics = metrics
         self.calls = 0
         self.retries = 0
 
@@ -75,6 +88,8 @@ class NdxpClient:
         return found
 
     async def _batch(self, ids: list[str], request_id: str | None) -> dict[str, Citizen]:
+        if self._metrics is not None:
+            self._metrics.ndxp_batch_size.observe(len(ids))
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((NdxpUnavailableError, httpx.TransportError)),
             wait=wait_exponential_jitter(initial=0.2, max=self._max_backoff_s),
@@ -89,14 +104,27 @@ class NdxpClient:
 
     def _before_sleep(self, state: RetryCallState) -> None:
         self.retries += 1
+        if self._metrics is not None:
+            self._metrics.ndxp_retries.inc()
         _log_retry(state)
 
     async def _post(self, ids: list[str], request_id: str | None) -> dict[str, Citizen]:
         self.calls += 1
         headers = {"X-Request-ID": request_id} if request_id else {}
-        response = await self._client.post(
-            "/v1/citizens/verify-batch", json={"ids": ids, "purpose": self._purpose}, headers=headers
-        )
+        started = time.perf_counter()
+        try:
+            response = await self._client.post(
+                "/v1/citizens/verify-batch", json={"ids": ids, "purpose": self._purpose}, headers=headers
+            )
+        except httpx.TransportError as exc:
+            if self._metrics is not None:
+                self._metrics.ndxp_call.observe(time.perf_counter() - started)
+                self._metrics.ndxp_errors.labels(error_kind(exc)).inc()
+            raise
+        if self._metrics is not None:
+            self._metrics.ndxp_call.observe(time.perf_counter() - started)
+            if response.status_code >= 400:
+                self._metrics.ndxp_errors.labels(str(response.status_code)).inc()
         if response.status_code in _TRANSIENT_STATUS:
             raise NdxpUnavailableError(f"NDXP answered {response.status_code}")
         if response.status_code in (401, 403):

@@ -23,6 +23,7 @@ from streams.messages import (
     now_ms,
     result_key,
 )
+from streams.metrics import BatchTally, WorkerMetrics
 from streams.ndxp_client import NdxpClient
 from streams.stats import WorkerStats
 from streams.topics import TopicNames
@@ -49,12 +50,14 @@ class Reconciler:
         client: NdxpClient,
         holders: Any,
         stats: WorkerStats,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.app = app
         self.topics = topics
         self.client = client
         self.holders = holders  # faust Table: "sector|province|personal_id" -> record_id of the first holder
         self.stats = stats
+        self.metrics = metrics
 
     async def process(self, events: Sequence[faust.types.EventT[Any]]) -> None:
         started = time.perf_counter()
@@ -66,6 +69,7 @@ class Reconciler:
         store = self.holders.data
         pending: list[Awaitable[Any]] = []
         decided_ms = now_ms()
+        tally = BatchTally()  # metrics are applied once per batch, after the acks
         for event, record in zip(events, parsed, strict=True):
             message = event.message
             headers = decode_headers(message.headers)
@@ -73,6 +77,7 @@ class Reconciler:
                 continue
             if isinstance(record, Rejected):
                 pending.append(self._dead_letter(record, message, headers))
+                tally.rejected += 1
                 continue
             key = lookup_key(record)
             holder_key = f"{record.sector}|{record.province}|{key}" if key else None
@@ -104,9 +109,14 @@ class Reconciler:
                     )
                 )
             self.stats.observe(decision.outcome.value, decided_ms - published_ms)
+            tally.add(
+                record.sector, record.province, decision.outcome.value, (decided_ms - published_ms) / 1e3
+            )
         # Wait for every result to be acknowledged before the batch's offsets can be committed.
         sent = time.perf_counter()
         await asyncio.gather(*pending)
+        if self.metrics is not None:
+            self.metrics.apply(tally)
         log.debug(
             "batch of %d: parse+NDXP %.1f ms, decide+send %.1f ms, acks %.1f ms",
             len(events),

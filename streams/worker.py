@@ -11,6 +11,7 @@ from schemas.masking import MaskingFilter
 from streams.app import create_app
 from streams.config import StreamsSettings
 from streams.counting import OutcomeCounter
+from streams.metrics import WorkerMetrics, serve_metrics
 from streams.ndxp_client import NdxpClient
 from streams.reconcile import Reconciler
 from streams.stats import WorkerStats
@@ -21,9 +22,14 @@ __all__ = ["build_worker_app", "run_worker"]
 log = logging.getLogger(__name__)
 
 
-def build_worker_app(settings: StreamsSettings) -> faust.App:
-    """The app with its agents: one reconcile agent per sector topic, one counting agent on results."""
+def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = None) -> faust.App:
+    """The app with its agents: one reconcile agent per sector topic, one counting agent on results.
+
+    `metrics` (a new `WorkerMetrics` by default) is updated by the agents; `run_worker` serves it.
+    """
     app = create_app(settings)
+    if metrics is None:
+        metrics = WorkerMetrics(settings.worker_id, settings.app_id)
     topics = TopicNames(settings.topic_prefix)
     stats = WorkerStats()
     partitions = settings.partitions
@@ -39,11 +45,20 @@ def build_worker_app(settings: StreamsSettings) -> faust.App:
                 settings.ndxp_api_key.get_secret_value(),
                 timeout_s=settings.ndxp_timeout_s,
                 max_backoff_s=settings.ndxp_max_backoff_s,
+                metrics=metrics,
             )
         return client_box["c"]
 
     counter = OutcomeCounter(app, topics, outcomes, stats, settings.worker_id)
     outcomes.on_recover(counter.rebuild)
+    metrics.track_progress(counter.owned_totals)
+
+    async def forget_revoked(_app: Any, /, *args: Any, **_: Any) -> None:
+        # Stop reporting a revoked partition before its next owner does (no double count in the sum).
+        (revoked,) = args  # faust sends the set of revoked TopicPartitions
+        counter.forget(tp.partition for tp in revoked if tp.topic == topics.results)
+
+    app.on_partitions_revoked.connect(forget_revoked)
 
     for sector_topic in topics.record_topics:
         topic = app.topic(sector_topic, partitions=partitions, key_type=bytes, value_type=bytes)
@@ -52,7 +67,7 @@ def build_worker_app(settings: StreamsSettings) -> faust.App:
         async def reconcile(stream: Any, _box: dict[str, Reconciler] = reconciler_box) -> None:
             async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
                 if "r" not in _box:
-                    _box["r"] = Reconciler(app, topics, client(), holders, stats)
+                    _box["r"] = Reconciler(app, topics, client(), holders, stats, metrics)
                 await _box["r"].process(events)
 
         app.agent(topic, name=f"reconcile-{sector_topic.rsplit('.', 1)[-1]}")(reconcile)
@@ -81,8 +96,16 @@ class _Worker(faust.Worker):
 
 
 def run_worker(settings: StreamsSettings) -> None:
-    """Run one worker until SIGTERM/SIGINT; creates the topics first so partition counts are right."""
+    """Run one worker until SIGTERM/SIGINT; creates the topics first so partition counts are right.
+
+    With STREAMS_METRICS_PORT set, /metrics is served first (a port in use fails before Kafka is touched).
+    """
+    metrics = WorkerMetrics(settings.worker_id, settings.app_id)
+    if settings.metrics_port:
+        # prometheus_client serves from a daemon thread: scrapes never block the event loop.
+        port = serve_metrics(metrics.registry, settings.metrics_port, settings.metrics_host)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, port)
     ensure_topics(settings.bootstrap_servers, TopicNames(settings.topic_prefix).all(), settings.partitions)
-    app = build_worker_app(settings)
+    app = build_worker_app(settings, metrics)
     worker = _Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -11,11 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 
 from mocks.ndxp.api.main import api_router
 from mocks.ndxp.api.routes import health
-from mocks.ndxp.audit import AuditLog
 from mocks.ndxp.config import NdxpSettings, get_settings
 from mocks.ndxp.db import open_population
 from mocks.ndxp.deps import build_principals
 from mocks.ndxp.logs import install_log_filters
+from mocks.ndxp.metrics import MeteredAuditLog, MetricsMiddleware, NdxpMetrics
+from mocks.ndxp.metrics import router as metrics_router
 from mocks.ndxp.middleware import FaultInjector, FaultMiddleware, RequestIdMiddleware
 
 __all__ = ["create_app"]
@@ -43,7 +44,7 @@ def create_app(settings: NdxpSettings | None = None) -> FastAPI:
             app.state.startup_error = exc  # NdxpServer reports it; uvicorn only logs it
             raise
         app.state.db = db
-        app.state.audit = AuditLog(db.connections)
+        app.state.audit = MeteredAuditLog(db.connections, app.state.metrics)
         _log.info("NDXP serving the population in %s (%s)", db.path, settings.environment)
         try:
             yield
@@ -62,9 +63,12 @@ def create_app(settings: NdxpSettings | None = None) -> FastAPI:
     app.state.startup_error = None
     app.state.principals = build_principals(settings)
     app.state.faults = FaultInjector(settings.error_rate, settings.latency_ms, settings.fault_seed)
+    app.state.metrics = NdxpMetrics(app.state.faults)  # a registry per app: tests build several
     # The last middleware added is the outermost: request IDs wrap the faults, so a 503 echoes one too.
     app.add_middleware(FaultMiddleware, faults=app.state.faults)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees 503s and latency
     app.include_router(health.router)
+    app.include_router(metrics_router)  # GET /metrics, no key: counts only (see mocks/ndxp/metrics.py)
     app.include_router(api_router, prefix="/v1")
     return app
