@@ -29,6 +29,7 @@ tuyen-quang: setup  ## reproduce Tuyên Quang's December 2023 insurance figure (
 
 test-tools:  ## promtool and chromium for the deploy-config and dashboard tests (apt-get; needs root)
 	@scripts/install-promtool.sh || echo "promtool missing: the deploy-config tests will skip (fail under CI)"
+	@scripts/install-chromium.sh || echo "chromium missing: the dashboard browser test will skip (fail under CI)"
 
 test: setup kafka-jars test-tools  ## the whole test suite: unit, then integration on a real broker
 	$(BIN)/pytest tests

@@ -44,6 +44,8 @@ def simulate(
     bootstrap_servers: Bootstrap = None,
     workdir: Annotated[Path | None, typer.Option(help="keep run files (NPD, logs) here")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for every outcome")] = 3600.0,
+    dashboard: Annotated[bool, typer.Option(help="serve the live dashboard while the run lasts")] = False,
+    dashboard_port: Annotated[int, typer.Option(help="port of the dashboard (0: a free one)")] = 8700,
 ) -> None:
     """Start everything the scenario needs, publish its records, wait for every outcome, report."""
     from popsync.simulate import RunOptions
@@ -57,6 +59,7 @@ def simulate(
         workdir=workdir,
         keep_workdir=workdir is not None,
         timeout_s=timeout,
+        dashboard_port=dashboard_port if dashboard else None,
     )
     run(scenario, options, console)
 
@@ -189,6 +192,15 @@ def report(summary: Annotated[Path, typer.Argument(help="a summary JSON written 
             console.print(report_line(total))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PopsyncError(f"{summary} is not a popsync summary: {exc}") from exc
+
+
+def _register_commands() -> None:
+    from popsync.dashboard.cli import register as register_dashboard
+
+    register_dashboard(app)
+
+
+_register_commands()
 
 
 def main() -> None:

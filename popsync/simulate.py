@@ -56,6 +56,8 @@ class RunOptions:
     timeout_s: float = 3600.0
     # Called once the run's services are up (tests use it to kill and restart workers mid-run).
     on_running: Callable[[Run], None] | None = None
+    # Serve the live dashboard on this port (0: a free one) while the run lasts; None: no dashboard.
+    dashboard_port: int | None = None
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Run:
     collector: Collector
     workers: list[ManagedProcess] = field(default_factory=list)
     published: int = 0
+    published_by_source: dict[tuple[str, str], int] = field(default_factory=dict)  # set when publishing ends
     # worker index -> its /metrics port, kept across restarts so a scraper's target stays the same
     metrics_ports: dict[int, int] = field(default_factory=dict)
 
@@ -322,6 +325,9 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
             bars.add((source.sector.value, source.province))
         bars.start()
         stack.callback(bars.stop)
+        if options.dashboard_port is not None:
+            url = _start_dashboard(stack, run, options.dashboard_port)
+            console.print(f"dashboard: [link={url}]{url}[/link]")
         if options.on_running is not None:
             options.on_running(run)
 
@@ -329,6 +335,7 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
         published = _publish_sources(run, citizens, progress, bars)
         bars.set_totals(published.by_source)
         run.published = len(published.keys)
+        run.published_by_source = dict(published.by_source)
         _wait_for_outcomes(run, len(published.keys), published.rejected, started, options.timeout_s)
         duration = time.monotonic() - started
         bars.refresh()
@@ -345,6 +352,27 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
         expectations = [(e.sector.value, e.province, e.figures()) for e in scenario.expect]
         problems = check_expectations(summary, expectations)
         return RunOutcome(summary, problems, stream_counts, bool(scenario.expect))
+
+
+def _start_dashboard(stack: ExitStack, run: Run, port: int) -> str:
+    """The live dashboard of this run: its collector's figures and its workers' consumer lag."""
+    from popsync.dashboard.server import DashboardServer
+    from popsync.dashboard.state import RunView
+    from popsync.lagwatch import LagMonitor
+
+    monitor = LagMonitor(run.bootstrap_servers, group_prefix=f"popsync-{run.topics.prefix}")
+    monitor.start()
+    stack.callback(monitor.stop)
+    view = RunView(
+        run.collector,
+        totals=lambda: run.published_by_source,
+        lag_monitor=monitor,
+        sources=[(s.sector.value, s.province) for s in run.scenario.sources],
+    )
+    server = DashboardServer(view, port=port)
+    url = server.start()
+    stack.callback(server.stop)
+    return url
 
 
 def _wait_for_outcomes(run: Run, records: int, rejected: int, started: float, timeout_s: float) -> None:
