@@ -47,8 +47,26 @@ class TopicNames:
     def corrections(self) -> str:
         return f"{self.prefix}.corrections"
 
+    @property
+    def eid_events(self) -> str:
+        """VNeID account events (applied, approved, activated, locked), keyed by personal ID."""
+        return f"{self.prefix}.eid.events"
+
+    @property
+    def eid_progress(self) -> str:
+        """Snapshots of e-ID counts per province and level."""
+        return f"{self.prefix}.eid.progress"
+
     def all(self) -> tuple[str, ...]:
-        return (*self.record_topics, self.results, self.progress, self.deadletter, self.corrections)
+        return (
+            *self.record_topics,
+            self.results,
+            self.progress,
+            self.deadletter,
+            self.corrections,
+            self.eid_events,
+            self.eid_progress,
+        )
 
 
 def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int) -> None:
