@@ -18,9 +18,11 @@ __all__ = ["app", "main"]
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 kafka_app = typer.Typer(no_args_is_help=True, help="A local single-node KRaft broker for popsync.")
 ndxp_app = typer.Typer(no_args_is_help=True, help="The mock national exchange (NDXP) over the mock NPD.")
+vneid_app = typer.Typer(no_args_is_help=True, help="The mock national e-ID system (VNeID).")
 population_app = typer.Typer(no_args_is_help=True, help="Synthetic population files.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(ndxp_app, name="ndxp")
+app.add_typer(vneid_app, name="vneid")
 app.add_typer(population_app, name="population")
 
 # soft_wrap: a report line pasted into a monthly report must stay one line, also in a file or a pipe.
@@ -119,6 +121,18 @@ def ndxp_serve(
     run(settings, host=host, port=port)
 
 
+@vneid_app.command("serve")
+def vneid_serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8700,
+) -> None:
+    """Serve the mock VNeID: accounts, OIDC login, agency look-up (settings from VNEID_* variables)."""
+    from mocks.vneid.config import get_settings
+    from mocks.vneid.server import run
+
+    run(get_settings(), host=host, port=port)
+
+
 @app.command()
 def worker(bootstrap_servers: Bootstrap = None) -> None:
     """Run one faust reconciliation worker (settings from STREAMS_* variables)."""
@@ -196,8 +210,10 @@ def report(summary: Annotated[Path, typer.Argument(help="a summary JSON written 
 
 def _register_commands() -> None:
     from popsync.dashboard.cli import register as register_dashboard
+    from popsync.lag_cli import register as register_lag
 
     register_dashboard(app)
+    register_lag(app)
 
 
 _register_commands()

@@ -1,1 +1,1 @@
-"""popsync: mocks/vneid."""
+"""popsync: mocks/vneid, the mock national e-ID system (accounts, OIDC login, agency look-ups, events)."""

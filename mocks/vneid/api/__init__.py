@@ -1,0 +1,1 @@
+"""The VNeID HTTP API: the versioned account routes and the OIDC endpoints."""

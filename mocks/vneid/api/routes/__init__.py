@@ -1,0 +1,1 @@
+"""One router per resource: accounts, the OIDC log-in, health."""

@@ -1,0 +1,180 @@
+"""VNeID account events on a real Kafka broker: each transition published exactly once, in order per
+citizen, across connector restarts, and while the server changes accounts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from connectors.vneid import VneidEventConnector
+from mocks.vneid.accounts import AccountsDB, open_accounts
+from mocks.vneid.config import VneidSettings
+from mocks.vneid.exceptions import IllegalTransitionError
+from mocks.vneid.matching import Applicant
+from mocks.vneid.outbox import AccountEvent, Outbox
+from mocks.vneid.server import VneidServer
+from mocks.vneid.service import AccountService
+from schemas.citizen import Citizen
+from schemas.personal_id import make_personal_id
+
+pytestmark = pytest.mark.integration
+
+CITIZENS = [
+    Citizen(
+        personal_id=make_personal_id("019", "male", 1960 + n, n), full_name=f"Hoàng Văn Nam {n}",
+        date_of_birth=date(1960 + n, 1, 2), gender="male", permanent_province="019",
+    )
+    for n in range(6)
+]  # fmt: skip
+NPD = {c.personal_id: c for c in CITIZENS}
+
+
+def lookup(ids: list[str]) -> dict[str, Citizen]:
+    return {i: NPD[i] for i in ids if i in NPD}
+
+
+def applicant(citizen: Citizen) -> Applicant:
+    return Applicant(citizen.personal_id, citizen.full_name, citizen.date_of_birth, citizen.gender)
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str, unique_name: Callable[[str], str]) -> str:
+    name = unique_name("vneid-events")
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, 3, 1)])
+    finally:
+        admin.close()
+    return name
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Any]:
+    """Every message on `topic`, read from the beginning to the end offsets the broker reports now."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        deadline = time.monotonic() + timeout
+        while not (partitions := consumer.partitions_for_topic(topic)):
+            assert time.monotonic() < deadline, f"topic {topic} has no partitions"
+            consumer.poll(timeout_ms=100)
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        ends = consumer.end_offsets(assigned)
+        records: list[Any] = []
+        while any(consumer.position(tp) < ends[tp] for tp in assigned):
+            assert time.monotonic() < deadline, f"read {len(records)} messages of {topic} before the timeout"
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def check_exactly_once(records: list[Any], events: list[AccountEvent]) -> None:
+    """One message per outbox event, keyed by the personal ID, in the outbox's order per citizen."""
+    values = [json.loads(r.value) for r in records]
+    assert sorted(v["event_id"] for v in values) == sorted(e.event_id for e in events)
+    assert all(r.key.decode() == v["personal_id"] for r, v in zip(records, values, strict=True))
+    for citizen in {e.personal_id for e in events}:
+        # One citizen's events are in one partition, so reading it in offset order gives their order.
+        on_topic = [v["event_id"] for v in values if v["personal_id"] == citizen]
+        assert on_topic == [e.event_id for e in events if e.personal_id == citizen]
+        assert (
+            len({r.partition for r, v in zip(records, values, strict=True) if v["personal_id"] == citizen})
+            == 1
+        )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[AccountsDB]:
+    store = open_accounts(f"sqlite:///{tmp_path / 'vneid.sqlite3'}")
+    yield store
+    store.close()
+
+
+def test_each_transition_reaches_kafka_exactly_once_across_restarts(
+    kafka_bootstrap: str, topic: str, db: AccountsDB
+) -> None:
+    service = AccountService(db, lookup)
+    one, two, three = CITIZENS[:3]
+    service.apply(applicant(one), "019", 1)
+    service.apply(applicant(two), "019", 2)
+    service.apply(applicant(three), "019", 1)
+    code = service.approve(one.personal_id).activation_code
+    assert code is not None
+    service.activate(one.personal_id, code, "112233")
+    service.lock(one.personal_id, "lost phone")
+    service.unlock(one.personal_id)
+    service.verify_in_person(two.personal_id)
+    with pytest.raises(IllegalTransitionError):
+        service.approve(two.personal_id)  # illegal: no event
+    url = f"sqlite:///{db.connections.path}"
+
+    with VneidEventConnector(kafka_bootstrap, topic, Outbox.open(url)) as first:
+        assert first.drain().published == 8  # 3 applications, approve, activate, lock, unlock, verify
+    check_exactly_once(read_topic(kafka_bootstrap, topic), db.outbox.events())
+
+    # A restarted connector finds nothing pending; new changes go out, the earlier ones do not go again.
+    service.verify_in_person(three.personal_id)
+    with VneidEventConnector(kafka_bootstrap, topic, Outbox.open(url)) as second:
+        assert second.drain().published == 1
+        assert second.drain().published == 0
+    records = read_topic(kafka_bootstrap, topic)
+    assert len(records) == 9
+    check_exactly_once(records, db.outbox.events())
+    mine = [json.loads(r.value) for r in records if r.key.decode() == three.personal_id]
+    assert [(v["from"], v["to"], v["level"], v["province"]) for v in mine] == [
+        (None, "applied", 1, "019"),
+        ("applied", "approved", 2, "019"),
+    ]
+
+
+def test_the_connector_publishes_while_the_server_changes_accounts(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    settings = VneidSettings(
+        database_url=f"sqlite:///{tmp_path / 'vneid.sqlite3'}",
+        officer_keys={"police-019": "k-019"},
+        access_log=False,
+    )
+    officer = {"X-API-Key": "k-019"}
+    stop = threading.Event()
+    with VneidServer(settings, citizens=lookup) as server:
+        connector = VneidEventConnector(kafka_bootstrap, topic, Outbox.open(settings.database_url))
+        worker = threading.Thread(target=connector.run, args=(stop, 0.05), name="vneid-connector")
+        worker.start()
+        try:
+            with httpx.Client(base_url=server.base_url, headers=officer) as client:
+                for citizen in CITIZENS[3:]:
+                    body = {
+                        "personal_id": citizen.personal_id, "full_name": citizen.full_name,
+                        "date_of_birth": citizen.date_of_birth.isoformat(), "gender": "male",
+                        "province": "019", "level": 1,
+                    }  # fmt: skip
+                    assert client.post("/v1/accounts", json=body).status_code == 201
+                    assert client.post(f"/v1/accounts/{citizen.personal_id}/approve").status_code == 200
+                    assert client.post(
+                        f"/v1/accounts/{citizen.personal_id}/lock", json={"reason": "r"}
+                    ).is_success
+            deadline = time.monotonic() + 60
+            while connector.outbox.pending_count():
+                assert time.monotonic() < deadline, "the connector did not drain the outbox"
+                time.sleep(0.05)  # polling the outbox: the connector thread signals nothing else
+        finally:
+            stop.set()
+            worker.join(30)
+            connector.close()
+        events = connector.outbox.events()
+        connector.outbox.close()
+    assert len(events) == 9
+    check_exactly_once(read_topic(kafka_bootstrap, topic), events)
