@@ -20,17 +20,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector as PromCollector
+from prometheus_client.registry import CollectorRegistry
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from connectors.generate import generate_records
 from connectors.lgsp import LgspConnector
+from connectors.metrics import ConnectorMetrics, serve_metrics
 from mocks.ndxp.db import PopulationDB
 from mocks.ndxp.population import generate_population
 from popsync.collector import Collector
 from popsync.exceptions import ExpectationFailed, ServiceError
 from popsync.kafka_local import kafka_broker
+from popsync.lagwatch import LagMonitor
 from popsync.report import SECTOR_LABELS, report_line, vn_int
 from popsync.scenario import Scenario, load_scenario
 from popsync.services import ManagedProcess, free_port, popsync_command
@@ -82,6 +87,8 @@ class Run:
     workers: list[ManagedProcess] = field(default_factory=list)
     published: int = 0
     published_by_source: dict[tuple[str, str], int] = field(default_factory=dict)  # set when publishing ends
+    connector_metrics: ConnectorMetrics = field(default_factory=ConnectorMetrics)
+    lag_monitor: LagMonitor | None = None
     # worker index -> its /metrics port, kept across restarts so a scraper's target stays the same
     metrics_ports: dict[int, int] = field(default_factory=dict)
 
@@ -251,7 +258,7 @@ def _publish_sources(
     """Publish every source in scenario order (rule 7's "earlier" is this order within a source)."""
     scenario = run.scenario
     out = _Published()
-    with LgspConnector(run.bootstrap_servers, run.topics) as connector:
+    with LgspConnector(run.bootstrap_servers, run.topics, metrics=run.connector_metrics) as connector:
         for index, source in enumerate(scenario.sources):
             task = progress.add_task(f"{_label(source.sector.value, source.province)}: publish", total=None)
 
@@ -325,6 +332,7 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
             bars.add((source.sector.value, source.province))
         bars.start()
         stack.callback(bars.stop)
+        _start_monitoring(stack, run, console)
         if options.dashboard_port is not None:
             url = _start_dashboard(stack, run, options.dashboard_port)
             console.print(f"dashboard: [link={url}]{url}[/link]")
@@ -354,19 +362,44 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
         return RunOutcome(summary, problems, stream_counts, bool(scenario.expect))
 
 
+class _Merged(PromCollector):
+    """Several registries served as one: this process's connector metrics and its lag monitor's."""
+
+    def __init__(self, *registries: CollectorRegistry) -> None:
+        self.registries = registries
+
+    def collect(self) -> Iterator[Metric]:
+        for registry in self.registries:
+            yield from registry.collect()
+
+
+def _start_monitoring(stack: ExitStack, run: Run, console: Console) -> None:
+    """Watch the run's consumer group (Burrow-style) and serve this process's metrics on a free port."""
+    monitor = LagMonitor(run.bootstrap_servers, group_prefix=f"popsync-{run.topics.prefix}")
+    monitor.start()
+    stack.callback(monitor.stop)
+    run.lag_monitor = monitor
+    registry = CollectorRegistry()
+    registry.register(_Merged(run.connector_metrics.registry, monitor.registry))
+    port = serve_metrics(registry, 0)
+    workers = ", ".join(f"http://127.0.0.1:{p}/metrics" for p in sorted(run.metrics_ports.values()))
+    console.print(
+        f"metrics: connector and lag http://127.0.0.1:{port}/metrics; NDXP {run.ndxp_url}/metrics; "
+        f"workers {workers}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
 def _start_dashboard(stack: ExitStack, run: Run, port: int) -> str:
     """The live dashboard of this run: its collector's figures and its workers' consumer lag."""
     from popsync.dashboard.server import DashboardServer
     from popsync.dashboard.state import RunView
-    from popsync.lagwatch import LagMonitor
 
-    monitor = LagMonitor(run.bootstrap_servers, group_prefix=f"popsync-{run.topics.prefix}")
-    monitor.start()
-    stack.callback(monitor.stop)
     view = RunView(
         run.collector,
         totals=lambda: run.published_by_source,
-        lag_monitor=monitor,
+        lag_monitor=run.lag_monitor,
         sources=[(s.sector.value, s.province) for s in run.scenario.sources],
     )
     server = DashboardServer(view, port=port)
