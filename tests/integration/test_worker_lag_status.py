@@ -1,0 +1,93 @@
+"""A faust worker stops mid-run: its partitions go STALL/STOP within the window, then OK after restart."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from popsync.lag import Status
+from popsync.lagwatch import LagMonitor
+from popsync.simulate import Run, RunOptions, run_scenario
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SCENARIO = """\
+name: lag-status
+seed: 5
+population:
+  generate: {"008": 16000}
+sources:
+  - sector: insurance
+    province: "008"
+    generate:
+      records: 15000
+      unsynced: {mismatch: 20, not_found: 10}
+expect:
+  - {sector: insurance, province: "008", total: 15000, unsynced: 30}
+"""
+
+
+def test_stopped_worker_goes_stall_or_stop_then_ok(kafka_bootstrap: str, tmp_path: Path) -> None:
+    scenario = tmp_path / "lag.yaml"
+    scenario.write_text(SCENARIO, encoding="utf-8")
+    seen: dict[str, list[str]] = {"down": [], "up": []}
+    errors: list[BaseException] = []
+
+    def statuses(monitor: LagMonitor, run: Run) -> set[str]:
+        monitor.poll_once()
+        topic = run.topics.records("insurance")
+        return {p.status for p in monitor.snapshot() if p.topic == topic and p.lag > 0} or {
+            p.status for p in monitor.snapshot() if p.topic == topic
+        }
+
+    def chaos(run: Run) -> None:
+        def drive() -> None:
+            # A fast window (6 polls, 0.5 s apart) so STOP comes within seconds of the last commit.
+            monitor = LagMonitor(
+                run.bootstrap_servers, groups=[f"popsync-{run.topics.prefix}"], window=6, interval_s=0.5
+            )
+            try:
+                deadline = time.monotonic() + 300
+                topic = run.topics.records("insurance")
+                # Kill once the worker has committed offsets (faust commits every second), mid-run.
+                while time.monotonic() < deadline and not (
+                    len(run.collector.results) >= 1500
+                    and any(p.topic == topic and p.committed > 0 for p in monitor.poll_once())
+                ):
+                    time.sleep(0.2)
+                run.workers[0].kill()
+                # simulate gives up when no worker has run for 20 s; judge within 15 s
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline:
+                    now = statuses(monitor, run)
+                    seen["down"].append(",".join(sorted(now)))
+                    if now and now <= {Status.STALL.value, Status.STOP.value}:
+                        break
+                    time.sleep(0.5)
+                run.start_worker(1)
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline and len(run.collector.results) < 15000:
+                    now = statuses(monitor, run)
+                    seen["up"].append(",".join(sorted(now)))
+                    if now == {Status.OK.value}:
+                        break
+                    time.sleep(0.5)
+            except BaseException as exc:  # reported by the test thread
+                errors.append(exc)
+            finally:
+                monitor.close()
+
+        threading.Thread(target=drive, daemon=True).start()
+
+    options = RunOptions(bootstrap_servers=kafka_bootstrap, on_running=chaos, timeout_s=600)
+    outcome = run_scenario(scenario, options, Console(file=io.StringIO()))
+    assert errors == [], errors
+    assert outcome.problems == []
+    down = seen["down"][-1].split(",")
+    assert set(down) <= {"STALL", "STOP"} and down != [""], seen["down"]
+    assert seen["up"] and seen["up"][-1] == "OK", seen["up"]
