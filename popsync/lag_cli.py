@@ -99,11 +99,13 @@ def lag(
 
 
 def _once(monitor: LagMonitor, rows: list[PartitionLag]) -> None:
-    if not rows:
-        raise PopsyncError(no_match(monitor))
+    # A group that commits its first offsets during the window (a worker still joining) is shown too:
+    # only a window with nothing at all is an error.
     for _ in range(monitor.window - 1):
         time.sleep(monitor.interval_s)
         rows = monitor.poll_once()
+    if not rows:
+        raise PopsyncError(no_match(monitor))
     tables = render(rows, monitor)
     # Without a terminal (a pipe, a file, a log) nothing limits the width: print rows unfolded.
     out = console
