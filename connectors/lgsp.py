@@ -17,6 +17,7 @@ from kafka import KafkaProducer
 from connectors.exceptions import DeliveryError, SourceFileError
 from connectors.metrics import ConnectorMetrics
 from schemas.records import Rejected, parse_line
+from streams.kafka_security import KafkaSecurity, get_kafka_security
 from streams.messages import (
     HEADER_PROVINCE,
     HEADER_PUBLISHED_MS,
@@ -79,7 +80,9 @@ class LgspConnector:
         client_id: str = "popsync-lgsp",
         producer: KafkaProducer | None = None,
         metrics: ConnectorMetrics | None = None,
+        security: KafkaSecurity | None = None,
     ) -> None:
+        """`security` (SASL/TLS) defaults to the POPSYNC_KAFKA_* settings of this process."""
         self.topics = topics
         self.rate = rate
         self.metrics = metrics if metrics is not None else ConnectorMetrics()
@@ -91,6 +94,7 @@ class LgspConnector:
             linger_ms=10,
             batch_size=512 * 1024,
             max_in_flight_requests_per_connection=5,
+            **(security if security is not None else get_kafka_security()).kafka_python_config(),
         )
         self._lock = threading.Lock()
         self._failures: list[str] = []

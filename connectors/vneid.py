@@ -21,6 +21,7 @@ from kafka.errors import KafkaError
 from connectors.exceptions import DeliveryError
 from mocks.vneid.logs import install_log_filters
 from mocks.vneid.outbox import AccountEvent, Outbox
+from streams.kafka_security import get_kafka_security
 
 __all__ = ["DrainReport", "VneidEventConnector"]
 
@@ -63,6 +64,7 @@ class VneidEventConnector:
         install_log_filters()
         self._producer = producer or KafkaProducer(
             bootstrap_servers=bootstrap_servers,
+            **get_kafka_security().kafka_python_config(),
             client_id=client_id,
             acks="all",
             enable_idempotence=True,

@@ -12,6 +12,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from schemas.outcomes import is_synced
+from streams.kafka_security import KafkaSecurity, get_kafka_security
 from streams.topics import TopicNames
 
 __all__ = ["Collector", "RecordResult"]
@@ -31,7 +32,10 @@ class Collector:
     (file:line or topic:partition:offset) to its reason. Both are exact however often Kafka redelivers.
     """
 
-    def __init__(self, bootstrap_servers: str, topics: TopicNames) -> None:
+    def __init__(
+        self, bootstrap_servers: str, topics: TopicNames, *, security: KafkaSecurity | None = None
+    ) -> None:
+        """`security` (SASL/TLS) defaults to the POPSYNC_KAFKA_* settings of this process."""
         self.topics = topics
         self.results: dict[str, RecordResult] = {}
         self.rejected: dict[str, dict[str, Any]] = {}
@@ -47,6 +51,7 @@ class Collector:
             client_id="popsync-collector",
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
+            **(security if security is not None else get_kafka_security()).kafka_python_config(),
         )
         self._thread = threading.Thread(target=self._run, name="popsync-collector", daemon=True)
         self.error: BaseException | None = None

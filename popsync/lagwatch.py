@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from popsync.exceptions import PopsyncError
 from popsync.lag import EndOffsetTable, PartitionLag, PartitionWindow, Status, group_statuses
+from streams.kafka_security import get_kafka_security
 
 __all__ = ["LagMonitor", "LagMonitorError"]
 
@@ -207,6 +208,8 @@ class LagMonitor:
                 "client_id": "popsync-lag",
                 "bootstrap_timeout_ms": self.timeout_ms,
                 "request_timeout_ms": self.timeout_ms,
+                # SASL/TLS from POPSYNC_KAFKA_*, like every other client of popsync
+                **get_kafka_security().kafka_python_config(),
             }
             try:
                 self._admin = self._admin or KafkaAdminClient(**common)

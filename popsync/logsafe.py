@@ -20,3 +20,5 @@ def configure_logging(level: str = "WARNING") -> None:
     # kafka-python's network thread warns when it waited on the GIL (the CLI generates 800,000 citizens
     # in the main thread); nothing is lost, and the warning reads like an error to the people watching.
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
+    # kafka-python's admin client logs its whole configuration, SASL password included, at DEBUG.
+    logging.getLogger("kafka.admin.client").setLevel(logging.INFO)

@@ -41,4 +41,5 @@ def create_app(settings: StreamsSettings) -> faust.App:
         # socket writes were the largest cost of a worker (profiled on the demo).
         producer_linger=0.02,
         producer_max_batch_size=512 * 1024,
+        **settings.kafka.faust_config(),  # broker_credentials for SASL/TLS (POPSYNC_KAFKA_*)
     )

@@ -1,4 +1,4 @@
-"""Settings of a reconciliation worker (env prefix STREAMS_)."""
+"""Settings of a reconciliation worker (env prefix STREAMS_; Kafka security from POPSYNC_KAFKA_*)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.kafka_security import KafkaSecurity, load_kafka_security
 
 __all__ = ["StreamsSettings", "get_settings"]
 
@@ -19,11 +21,19 @@ class StreamsSettings(BaseSettings):
     bootstrap_servers: str = Field(
         default="", validation_alias="POPSYNC_BOOTSTRAP_SERVERS", description="host:port[,host:port]"
     )
+    # Read from POPSYNC_KAFKA_*, the variables every popsync Kafka client shares (not STREAMS_*).
+    kafka: KafkaSecurity = Field(default_factory=load_kafka_security)
     app_id: str = "popsync"
     topic_prefix: str = "popsync"
     partitions: int = Field(default=6, ge=1, le=1000)
     ndxp_url: str = "http://127.0.0.1:8600"
-    ndxp_api_key: SecretStr = SecretStr("")
+    # OAuth2 client credentials of the NDXP (preferred): a token from {ndxp_url}/oauth/token, cached and
+    # refreshed. The scopes must cover what the outcome rules read (identity, residence, status).
+    ndxp_client_id: str = ""
+    ndxp_client_secret: SecretStr = SecretStr("")
+    ndxp_scope: str = "citizen.identity citizen.residence citizen.status"
+    ndxp_ca_file: Path | None = None  # PEM CA bundle to verify an https NDXP with; None: the system's
+    ndxp_api_key: SecretStr = SecretStr("")  # deprecated: used only when no client ID is set
     ndxp_timeout_s: float = Field(default=30.0, gt=0)
     ndxp_max_backoff_s: float = Field(default=10.0, gt=0)
     batch_size: int = Field(default=1000, ge=1, le=1000)  # the NDXP batch limit is 1,000 IDs

@@ -11,6 +11,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from schemas.outcomes import Sector
+from streams.kafka_security import KafkaSecurity, get_kafka_security
 
 __all__ = ["TopicNames", "ensure_topics"]
 
@@ -69,13 +70,23 @@ class TopicNames:
         )
 
 
-def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int) -> None:
+def ensure_topics(
+    bootstrap_servers: str,
+    names: Iterable[str],
+    partitions: int,
+    *,
+    security: KafkaSecurity | None = None,
+) -> None:
     """Create the topics that do not exist yet, with `partitions` partitions each.
 
     faust would auto-create source topics with the broker's default count, which breaks the keyed
     ordering popsync relies on when the counts differ; so topics are always created up front.
+    `security` defaults to the POPSYNC_KAFKA_* settings of this process.
     """
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="popsync-admin")
+    security = security if security is not None else get_kafka_security()
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="popsync-admin", **security.kafka_python_config()
+    )
     try:
         existing = set(admin.list_topics())
         wanted = [n for n in names if n not in existing]

@@ -105,7 +105,12 @@ def run_worker(settings: StreamsSettings) -> None:
         # prometheus_client serves from a daemon thread: scrapes never block the event loop.
         port = serve_metrics(metrics.registry, settings.metrics_port, settings.metrics_host)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, port)
-    ensure_topics(settings.bootstrap_servers, TopicNames(settings.topic_prefix).all(), settings.partitions)
+    ensure_topics(
+        settings.bootstrap_servers,
+        TopicNames(settings.topic_prefix).all(),
+        settings.partitions,
+        security=settings.kafka,
+    )
     app = build_worker_app(settings, metrics)
     worker = _Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

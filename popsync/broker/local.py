@@ -1,4 +1,10 @@
-"""`LocalKafka`: the official Kafka jars run on Java 17+ as a single-node KRaft broker on free ports."""
+"""`LocalKafka`: the official Kafka jars run on Java 17+ as a single-node KRaft broker on free ports.
+
+Listeners, by default: `PLAINTEXT` (clients and the broker itself) and `CONTROLLER` (KRaft). With
+`scram_users`, clients get a `SASL_PLAINTEXT` listener with SCRAM (`bootstrap_servers` points at it) and
+`PLAINTEXT` stays for the broker's own traffic and the readiness probe (`internal_bootstrap_servers`);
+the users are written into the storage at format time (`kafka-storage format --add-scram`).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -24,6 +31,10 @@ from popsync.broker.probe import await_ready, free_port
 __all__ = ["LocalKafka"]
 
 _ERROR_LINE = re.compile(r"\] (ERROR|FATAL) |^[\w.$]+(Exception|Error)\b")
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+# `--add-scram 'SCRAM-SHA-512=[name=N,password=P]'` is parsed by Kafka's own little grammar: keep names and
+# passwords to characters it cannot misread (no separators, quotes, brackets or spaces).
+_SCRAM_WORD = re.compile(r"[A-Za-z0-9_.@+\-]{1,128}")
 _logger = logging.getLogger(__name__)
 
 
@@ -46,11 +57,23 @@ def _cluster_id() -> str:
             return cid
 
 
+def _another_free_port(taken: set[int]) -> int:
+    """A free port not in `taken` (which it joins)."""
+    port = free_port()
+    while port in taken:
+        port = free_port()
+    taken.add(port)
+    return port
+
+
 class LocalKafka:
     """A single-node KRaft broker of the official Kafka jars, run with Java on free 127.0.0.1 ports.
 
     Start it from the main thread (or a long-lived one): `PR_SET_PDEATHSIG` fires when the *thread* that
     started the JVM ends, so starting it from a short-lived worker thread would kill the broker with it.
+
+    `scram_users` (name → password) are for tests and local runs: the passwords pass on the command line
+    of the one-off `StorageTool format` process (visible to `ps` for that second), never in a file.
     """
 
     def __init__(
@@ -65,13 +88,28 @@ class LocalKafka:
         keep_data: bool = False,
         detached: bool = False,
         heap: str = "1g",
+        scram_users: Mapping[str, str] | None = None,
+        scram_mechanism: str = "SCRAM-SHA-512",
     ) -> None:
         self.version, self.cache_dir, self.port, self.partitions = version, cache_dir, port, partitions
         self.keep_data, self.detached, self.heap = keep_data, detached, heap
+        self.scram_users = dict(scram_users or {})
+        self.scram_mechanism = scram_mechanism
+        if scram_mechanism not in SCRAM_MECHANISMS:
+            raise ValueError(
+                f"scram_mechanism must be one of {', '.join(SCRAM_MECHANISMS)}, not {scram_mechanism!r}"
+            )
+        for name, password in self.scram_users.items():
+            if not (_SCRAM_WORD.fullmatch(name) and _SCRAM_WORD.fullmatch(password)):
+                raise ValueError(
+                    f"SCRAM user {name!r}: names and passwords of the local broker may only hold letters, "
+                    "digits and _.@+- (1-128 characters)"
+                )
         self._log = log or _logger.info
         self._given_data_dir = Path(data_dir) if data_dir is not None else None
         self.data_dir: Path | None = None
-        self.bootstrap_servers = ""
+        self.bootstrap_servers = ""  # where clients connect: the SASL listener when there are SCRAM users
+        self.internal_bootstrap_servers = ""  # the PLAINTEXT listener (the same as the above without SCRAM)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -120,12 +158,14 @@ class LocalKafka:
 
     def _start_once(self, java: str, libs: Path, timeout: float) -> None:
         assert self.data_dir is not None
-        port, controller = self.port or free_port(), free_port()
-        while controller == port:
-            controller = free_port()
+        port = self.port or free_port()
+        ports = {port}
+        controller = _another_free_port(ports)
+        internal = _another_free_port(ports) if self.scram_users else port
         self.bootstrap_servers = f"127.0.0.1:{port}"
+        self.internal_bootstrap_servers = f"127.0.0.1:{internal}"
         props = self.data_dir / "server.properties"
-        props.write_text(self._properties(port, controller))
+        props.write_text(self._properties(port, controller, internal))
         self._write_run_file(jvm_pid=None)
         jvm = [
             java,
@@ -151,6 +191,7 @@ class LocalKafka:
                 _cluster_id(),
                 "-c",
                 str(props),
+                *self._scram_arguments(),
             ],
             capture_output=True,
             text=True,
@@ -177,19 +218,48 @@ class LocalKafka:
             lifetime.track(self)
         self._write_run_file(jvm_pid=self._proc.pid)
         log_file = self.data_dir / "broker.log"
-        await_ready(self.bootstrap_servers, timeout, self.running, lambda: _tail(log_file))
+        # The probe has no credentials: it asks the PLAINTEXT listener, which starts with the SASL one.
+        await_ready(self.internal_bootstrap_servers, timeout, self.running, lambda: _tail(log_file))
 
-    def _properties(self, port: int, controller: int) -> str:
+    def _scram_arguments(self) -> list[str]:
+        """`--add-scram` arguments of `kafka-storage format`: SCRAM users are KRaft metadata records."""
+        return [
+            arg
+            for name, password in self.scram_users.items()
+            for arg in ("--add-scram", f"{self.scram_mechanism}=[name={name},password={password}]")
+        ]
+
+    def _listeners(self, port: int, controller: int, internal: int) -> dict[str, object]:
+        if not self.scram_users:
+            return {
+                "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            }
+        # Clients on SASL_PLAINTEXT; the broker itself (and the probe) on a loopback PLAINTEXT listener.
+        jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return {
+            "listeners": (
+                f"SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{internal},"
+                f"CONTROLLER://127.0.0.1:{controller}"
+            ),
+            "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{internal}",
+            "listener.security.protocol.map": (
+                "SASL_PLAINTEXT:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            ),
+            "sasl.enabled.mechanisms": self.scram_mechanism,
+            f"listener.name.sasl_plaintext.{self.scram_mechanism.lower()}.sasl.jaas.config": jaas,
+        }
+
+    def _properties(self, port: int, controller: int, internal: int) -> str:
         assert self.data_dir is not None
         settings: dict[str, object] = {
             "process.roles": "broker,controller",
             "node.id": 1,
             "controller.quorum.voters": f"1@127.0.0.1:{controller}",  # static: restarts may change ports
-            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+            **self._listeners(port, controller, internal),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": self.data_dir / "logs",
             "num.partitions": self.partitions,
             "default.replication.factor": 1,

@@ -58,9 +58,14 @@ def _check_topics(bootstrap_servers: str, results_topic: str) -> None:
     from kafka.errors import KafkaError
 
     from popsync.exceptions import PopsyncError
+    from streams.kafka_security import get_kafka_security
 
     try:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, client_id="popsync-dashboard-check")
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            client_id="popsync-dashboard-check",
+            **get_kafka_security().kafka_python_config(),
+        )
     except KafkaError as exc:
         raise PopsyncError(f"no Kafka broker answers at {bootstrap_servers}: {exc!r}") from exc
     try:
