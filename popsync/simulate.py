@@ -48,6 +48,7 @@ __all__ = ["RunOptions", "RunOutcome", "run_scenario", "simulate"]
 log = logging.getLogger(__name__)
 
 AGENCY = "popsync-streams"
+STREAMS_SCOPES = ("citizen.identity", "citizen.residence", "citizen.status")  # what the outcome rules read
 
 
 @dataclass
@@ -101,7 +102,11 @@ class Run:
             "STREAMS_TOPIC_PREFIX": self.topics.prefix,
             "STREAMS_PARTITIONS": str(self.scenario.partitions),
             "STREAMS_NDXP_URL": self.ndxp_url,
-            "STREAMS_NDXP_API_KEY": self.api_key,
+            # `api_key` is the run's random client secret: the workers get OAuth tokens with it.
+            "STREAMS_NDXP_CLIENT_ID": AGENCY,
+            "STREAMS_NDXP_CLIENT_SECRET": self.api_key,
+            "STREAMS_NDXP_SCOPE": " ".join(STREAMS_SCOPES),
+            "STREAMS_NDXP_API_KEY": "",  # an inherited key must not stand in for the client
             "STREAMS_WORKER_ID": f"worker-{index}",
             "STREAMS_DATA_DIR": str(self.workdir / f"worker-{index}"),
         }
@@ -160,11 +165,18 @@ def _population(scenario: Scenario) -> dict[str, list[Citizen]]:
 
 
 def _start_ndxp(workdir: Path, db_path: Path, api_key: str) -> tuple[ManagedProcess, str]:
+    """The NDXP of a run, in production mode: one OAuth client (the workers', secret `api_key`, the
+    scopes the outcome rules need), a random token key, no API keys. Other NDXP_* variables of the
+    environment pass through (e.g. NDXP_RATE_LIMIT_PER_S, NDXP_ERROR_RATE)."""
     port = free_port()
+    client = {"secret": api_key, "scopes": list(STREAMS_SCOPES)}
     env = {
         "NDXP_DATABASE_URL": f"sqlite:///{db_path}",
-        "NDXP_API_KEYS": json.dumps({AGENCY: api_key}),
-        "NDXP_ENVIRONMENT": "development",
+        "NDXP_CLIENTS": json.dumps({AGENCY: client}),
+        "NDXP_TOKEN_SECRET": secrets.token_urlsafe(48),
+        "NDXP_API_KEYS": "{}",
+        "NDXP_AUDITOR_KEYS": "{}",
+        "NDXP_ENVIRONMENT": "production",  # every secret is explicit, so the strict checks hold
     }
     proc = ManagedProcess(
         "ndxp", popsync_command("ndxp", "serve", "--port", str(port)), env, workdir / "ndxp.log"

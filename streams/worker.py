@@ -11,6 +11,7 @@ from schemas.masking import MaskingFilter
 from streams.app import create_app
 from streams.config import StreamsSettings
 from streams.counting import OutcomeCounter
+from streams.exceptions import ConfigurationError
 from streams.metrics import WorkerMetrics, serve_metrics
 from streams.ndxp_client import NdxpClient
 from streams.reconcile import Reconciler
@@ -40,13 +41,7 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
     def client() -> NdxpClient:
         # Built lazily inside the running loop: httpx binds its pool to the loop that first uses it.
         if "c" not in client_box:
-            client_box["c"] = NdxpClient(
-                settings.ndxp_url,
-                settings.ndxp_api_key.get_secret_value(),
-                timeout_s=settings.ndxp_timeout_s,
-                max_backoff_s=settings.ndxp_max_backoff_s,
-                metrics=metrics,
-            )
+            client_box["c"] = NdxpClient.from_settings(settings, metrics=metrics)
         return client_box["c"]
 
     counter = OutcomeCounter(app, topics, outcomes, stats, settings.worker_id)
@@ -65,10 +60,17 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
         reconciler_box: dict[str, Reconciler] = {}
 
         async def reconcile(stream: Any, _box: dict[str, Reconciler] = reconciler_box) -> None:
-            async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-                if "r" not in _box:
-                    _box["r"] = Reconciler(app, topics, client(), holders, stats, metrics)
-                await _box["r"].process(events)
+            try:
+                async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+                    if "r" not in _box:
+                        _box["r"] = Reconciler(app, topics, client(), holders, stats, metrics)
+                    await _box["r"].process(events)
+            except ConfigurationError as exc:
+                # Wrong credentials or withheld fields: no record can be decided, so stop the whole
+                # worker loudly (a crashed agent alone would leave the worker idling with lag growing).
+                log.error("stopping the worker: %s", exc)
+                await app.crash(exc)
+                raise
 
         app.agent(topic, name=f"reconcile-{sector_topic.rsplit('.', 1)[-1]}")(reconcile)
 

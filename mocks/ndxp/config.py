@@ -1,17 +1,27 @@
-"""Settings of the mock NDXP (env prefix `NDXP_`), built on demand by `get_settings()`."""
+"""Settings of the mock NDXP (env prefix `NDXP_`), built on demand by `get_settings()`.
+
+Agencies authenticate with OAuth2 client credentials (`NDXP_CLIENTS`, tokens signed with
+`NDXP_TOKEN_SECRET`); the older per-agency API keys (`NDXP_API_KEYS`, `NDXP_AUDITOR_KEYS`) still work
+but are deprecated. Development runs on built-in credentials; production refuses every built-in secret.
+"""
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mocks.common.ratelimit import Rate
+from mocks.common.security import MIN_SECRET_BYTES, OAuthClient
 from mocks.ndxp.exceptions import UnsupportedDatabaseError
+from mocks.ndxp.scopes import AUDIT_READ, CITIZEN_SCOPES, KNOWN_SCOPES
 from mocks.ndxp.sqlite import sqlite_path
 
-__all__ = ["DEV_API_KEYS", "DEV_AUDITOR_KEYS", "NdxpSettings", "get_settings"]
+__all__ = ["DEV_API_KEYS", "DEV_AUDITOR_KEYS", "DEV_CLIENTS", "NdxpSettings", "get_settings"]
 
 # Built-in keys so a developer can start the mock with no configuration; production refuses them.
 DEV_API_KEYS: dict[str, str] = {
@@ -20,6 +30,18 @@ DEV_API_KEYS: dict[str, str] = {
     "lgsp-052": "dev-key-lgsp-052",
 }
 DEV_AUDITOR_KEYS: dict[str, str] = {"c06-audit": "dev-key-c06-audit"}
+# Built-in OAuth clients of development: provinces get every citizen scope, the streams workers what
+# the outcome rules read, the auditor the audit. Production refuses these secrets.
+DEV_CLIENTS: dict[str, OAuthClient] = {
+    "lgsp-008": OAuthClient(secret=SecretStr("dev-secret-lgsp-008"), scopes=CITIZEN_SCOPES),
+    "lgsp-052": OAuthClient(secret=SecretStr("dev-secret-lgsp-052"), scopes=CITIZEN_SCOPES),
+    "popsync-streams": OAuthClient(
+        secret=SecretStr("dev-secret-popsync-streams"),
+        scopes=("citizen.identity", "citizen.residence", "citizen.status"),
+    ),
+    "c06-audit": OAuthClient(secret=SecretStr("dev-secret-c06-audit"), scopes=(AUDIT_READ,)),
+}
+_MIN_PRODUCTION_CLIENT_SECRET = 16
 
 
 def _secrets(keys: dict[str, str]) -> dict[str, SecretStr]:
@@ -28,7 +50,8 @@ def _secrets(keys: dict[str, str]) -> dict[str, SecretStr]:
 
 class NdxpSettings(BaseSettings):
     """One deployable's settings. Key maps are JSON objects agency → key, e.g.
-    `NDXP_API_KEYS='{"lgsp-008": "…", "lgsp-052": "…"}'`."""
+    `NDXP_API_KEYS='{"lgsp-008": "…", "lgsp-052": "…"}'`; clients are agency → client, e.g.
+    `NDXP_CLIENTS='{"lgsp-008": {"secret": "…", "scopes": ["citizen.identity"], "rate_per_s": 20}}'`."""
 
     model_config = SettingsConfigDict(env_prefix="NDXP_", extra="ignore", frozen=True)
 
@@ -44,6 +67,25 @@ class NdxpSettings(BaseSettings):
         default_factory=lambda: _secrets(DEV_AUDITOR_KEYS),
         description="agencies that may read the audit (and nothing else): agency name → API key",
     )
+    clients: dict[str, OAuthClient] | None = Field(
+        default=None,
+        description="OAuth2 clients (client_credentials): agency → secret, scopes, optional rate_per_s "
+        "and burst; unset: the built-in development clients (development only)",
+    )
+    token_secret: SecretStr | None = Field(
+        default=None,
+        description=f"HS256 key of the access tokens (at least {MIN_SECRET_BYTES} bytes); unset: a random "
+        "one per process (development only)",
+    )
+    token_ttl_s: int = Field(default=300, ge=1, le=86_400, description="lifetime of an access token")
+    rate_limit_per_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="default requests/s per agency (a client's rate_per_s wins); None: off",
+    )
+    rate_limit_burst: int | None = Field(default=None, ge=1, description="default bucket size per agency")
+    tls_certfile: Path | None = Field(default=None, description="serve HTTPS with this PEM certificate")
+    tls_keyfile: Path | None = Field(default=None, description="the certificate's PEM private key")
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="fraction of /v1 requests given 503")
     latency_ms: float = Field(default=0.0, ge=0.0, description="delay added to every /v1 request")
     fault_seed: int | None = Field(default=None, description="seed of the fault RNG; None: unpredictable")
@@ -75,11 +117,81 @@ class NdxpSettings(BaseSettings):
             if defaults:
                 raise ValueError(
                     f"environment is {self.environment!r} but agencies {defaults} use the built-in "
-                    "development API keys; set NDXP_API_KEYS and NDXP_AUDITOR_KEYS to your own secrets"
+                    "development API keys; set NDXP_API_KEYS and NDXP_AUDITOR_KEYS to your own secrets "
+                    "(or to '{}' to accept OAuth tokens only)"
                 )
-            if not self.api_keys:
-                raise ValueError(f"environment is {self.environment!r} and NDXP_API_KEYS is empty")
+            if not self.api_keys and not self.oauth_clients:
+                raise ValueError(
+                    f"environment is {self.environment!r} and no agency can call: set NDXP_CLIENTS"
+                )
         return self
+
+    @model_validator(mode="after")
+    def _clients_safe(self) -> NdxpSettings:
+        for agency, client in self.oauth_clients.items():
+            unknown = sorted(set(client.scopes) - KNOWN_SCOPES)
+            if unknown:
+                raise ValueError(
+                    f"client {agency!r} has unknown scopes {unknown}; known: {sorted(KNOWN_SCOPES)}"
+                )
+            if AUDIT_READ in client.scopes and len(client.scopes) > 1:
+                # Separation of duties: whoever reads the audit must not be the one it is about.
+                raise ValueError(
+                    f"client {agency!r} has {AUDIT_READ} and citizen scopes; give the auditor its own client"
+                )
+        if (
+            self.token_secret is not None
+            and len(self.token_secret.get_secret_value().encode()) < MIN_SECRET_BYTES
+        ):
+            raise ValueError(f"NDXP_TOKEN_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
+        if self.environment != "development":
+            dev = {c.secret.get_secret_value() for c in DEV_CLIENTS.values()}
+            weak = sorted(
+                agency
+                for agency, client in self.oauth_clients.items()
+                if client.secret.get_secret_value() in dev
+                or len(client.secret.get_secret_value()) < _MIN_PRODUCTION_CLIENT_SECRET
+            )
+            if weak:
+                raise ValueError(
+                    f"environment is {self.environment!r} but clients {weak} have built-in development or "
+                    f"short (< {_MIN_PRODUCTION_CLIENT_SECRET} characters) secrets; set NDXP_CLIENTS"
+                )
+            if self.oauth_clients and self.token_secret is None:
+                raise ValueError(
+                    f"environment is {self.environment!r}: set NDXP_TOKEN_SECRET (at least "
+                    f"{MIN_SECRET_BYTES} random bytes) to sign access tokens"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> NdxpSettings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("set both NDXP_TLS_CERTFILE and NDXP_TLS_KEYFILE, or neither")
+        for name, path in (("NDXP_TLS_CERTFILE", self.tls_certfile), ("NDXP_TLS_KEYFILE", self.tls_keyfile)):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name} {str(path)!r} is not a readable file")
+        return self
+
+    @property
+    def oauth_clients(self) -> dict[str, OAuthClient]:
+        """The registered clients: `clients`, or the built-in ones in development when unset."""
+        if self.clients is not None:
+            return self.clients
+        return dict(DEV_CLIENTS) if self.environment == "development" else {}
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_certfile is not None
+
+    def rate_of(self, agency: str) -> Rate | None:
+        """The agency's rate limit: its client's own, else the default; None when unlimited."""
+        client = self.oauth_clients.get(agency)
+        per_s = client.rate_per_s if client and client.rate_per_s else self.rate_limit_per_s
+        if per_s is None:
+            return None
+        burst = (client.burst if client else None) or self.rate_limit_burst or max(1, math.ceil(per_s))
+        return Rate(per_s, burst)
 
 
 @lru_cache(maxsize=1)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from prometheus_client import Counter
 
+from mocks.common.ratelimit import RateLimiter
+from mocks.common.security import MIN_SECRET_BYTES, TokenService
 from mocks.ndxp.api.main import api_router
-from mocks.ndxp.api.routes import health
+from mocks.ndxp.api.routes import health, oauth
 from mocks.ndxp.config import NdxpSettings, get_settings
 from mocks.ndxp.db import open_population
 from mocks.ndxp.deps import build_principals
@@ -25,9 +29,23 @@ _log = logging.getLogger("mocks.ndxp")
 
 DESCRIPTION = """\
 Mock of Vietnam's national data integration and sharing platform (NDXP) in front of a mock
-National Population Database. Every request under `/v1` needs an agency's key in `X-API-Key`
-and states a `purpose`; every disclosure of a citizen is audited. `X-Request-ID` is echoed
-(one is made when absent).
+National Population Database (systems connected to the NPD are level-3 information systems).
+
+**Authentication.** An agency gets a short-lived bearer token with its OAuth2 client credentials
+(`POST /oauth/token`, `grant_type=client_credentials`, HTTP Basic or form fields, optional `scope`)
+and sends it as `Authorization: Bearer …` on every `/v1` request. The older `X-API-Key` still works
+where the operator configured keys, but is deprecated (answers carry `Deprecation: true`).
+
+**Scopes decide the fields.** `citizen.identity` (IDs, name, birth date, gender), `citizen.residence`,
+`citizen.status` (alive/deceased, date of death), `citizen.family`, `citizen.other` (ethnicity,
+religion, … and any other field); `audit.read` for auditors. A field outside the token's scopes is
+left out of the answer and named in its `withheld` list.
+
+**Rate limits** per agency (token bucket): over the limit is `429` with `Retry-After` (seconds).
+
+**Audit.** Every request states a `purpose`; every citizen disclosed is one audit entry with the
+fields actually shown, the agency, the purpose and the request ID. `X-Request-ID` is echoed (one is
+made when absent): send your own to find your requests in the audit.
 """
 
 
@@ -62,13 +80,31 @@ def create_app(settings: NdxpSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.startup_error = None
     app.state.principals = build_principals(settings)
+    app.state.tokens = _token_service(settings)
+    app.state.limiter = RateLimiter()  # rates per agency come from the settings at each check
     app.state.faults = FaultInjector(settings.error_rate, settings.latency_ms, settings.fault_seed)
     app.state.metrics = NdxpMetrics(app.state.faults)  # a registry per app: tests build several
+    app.state.rate_limited = Counter(
+        "ndxp_rate_limited",
+        "Requests answered 429 because the agency was over its rate limit, by agency",
+        ["agency"],
+        registry=app.state.metrics.registry,
+    )
     # The last middleware added is the outermost: request IDs wrap the faults, so a 503 echoes one too.
     app.add_middleware(FaultMiddleware, faults=app.state.faults)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees 503s and latency
     app.include_router(health.router)
     app.include_router(metrics_router)  # GET /metrics, no key: counts only (see mocks/ndxp/metrics.py)
+    app.include_router(oauth.router)
     app.include_router(api_router, prefix="/v1")
     return app
+
+
+def _token_service(settings: NdxpSettings) -> TokenService:
+    secret = settings.token_secret
+    # Development without NDXP_TOKEN_SECRET: a random key per process, so no known key can forge tokens
+    # (they stop verifying when the server restarts; clients fetch new ones). Production requires one.
+    key = secret.get_secret_value().encode() if secret else secrets.token_bytes(MIN_SECRET_BYTES)
+    # No leeway: the same clock issues and verifies, so an expired token is refused to the second.
+    return TokenService(key, issuer="ndxp", audience="ndxp", ttl_s=settings.token_ttl_s, leeway_s=0)

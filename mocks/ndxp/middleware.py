@@ -19,7 +19,13 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
 
 class RequestIdMiddleware:
-    """Give every HTTP request an ID (the caller's `X-Request-ID`, or a new one) and echo it back."""
+    """Give every HTTP request an ID (the caller's `X-Request-ID`, or a new one) and echo it back.
+
+    The ID is what the audit records with each disclosure: a caller that sends its own (the workers
+    send the connector's `x-request-id` of the batch) can find its requests in the NDXP's audit and log.
+    An answer to a caller that authenticated with the deprecated `X-API-Key` (the `deprecated_auth`
+    flag in the request state) also carries `Deprecation: true` and a link to the token endpoint.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,11 +36,16 @@ class RequestIdMiddleware:
             return
         given = Headers(scope=scope).get(REQUEST_ID_HEADER)
         request_id = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                if state.get("deprecated_auth"):
+                    headers["Deprecation"] = "true"
+                    headers["Link"] = '</oauth/token>; rel="successor-version"'
             await send(message)
 
         await self.app(scope, receive, send_with_id)

@@ -17,12 +17,16 @@ __all__ = [
     "BatchPublic",
     "BatchQuery",
     "CitizenBase",
+    "CitizenDisclosurePublic",
+    "CitizenFieldsPublic",
     "CitizenPublic",
     "FieldResult",
     "HealthPublic",
     "LegacyPublic",
     "Message",
+    "OAuthErrorPublic",
     "Purpose",
+    "TokenPublic",
     "VerifyPublic",
     "VerifyQuery",
 ]
@@ -71,6 +75,30 @@ class CitizenPublic(CitizenBase):
         return cls.model_validate(citizen.model_dump())
 
 
+class CitizenFieldsPublic(BaseModel):
+    """The fields of a citizen the caller's scopes cover. A withheld field is absent (never null), and
+    named in the `withheld` list next to it; the fields and scopes are in `mocks/ndxp/scopes.py`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    personal_id: str | None = None
+    legacy_id: str | None = None
+    full_name: str | None = None
+    date_of_birth: date | None = None
+    gender: Literal["male", "female"] | None = None
+    birth_province: str | None = None
+    permanent_province: str | None = None
+    status: Literal["alive", "deceased"] | None = None
+    date_of_death: date | None = None
+
+
+class CitizenDisclosurePublic(CitizenFieldsPublic):
+    """`GET /v1/citizens/{id}`: the disclosed fields, and `withheld`: the citizen's fields the caller's
+    scopes do not cover (empty when every field was disclosed)."""
+
+    withheld: list[str] = Field(default_factory=list)
+
+
 class VerifyQuery(BaseModel):
     """Single verification: the ID and whichever fields the caller wants checked."""
 
@@ -91,6 +119,11 @@ class VerifyPublic(BaseModel):
     fields: dict[str, FieldResult] = Field(default_factory=dict)
     deceased: bool | None = None
     permanent_province: str | None = None
+    withheld: list[str] = Field(
+        default_factory=list,
+        description="what the caller's scopes do not cover (absent above): personal_id, deceased, "
+        "permanent_province, or a claimed field's result",
+    )
 
 
 class BatchQuery(BaseModel):
@@ -111,7 +144,10 @@ class BatchItemPublic(BaseModel):
 
     query_id: JsonValue
     found: bool
-    citizen: CitizenPublic | None = None
+    citizen: CitizenFieldsPublic | None = None
+    withheld: list[str] = Field(
+        default_factory=list, description="the citizen's fields the caller's scopes do not cover"
+    )
     error: str | None = None
 
 
@@ -140,6 +176,22 @@ class AuditEntryPublic(BaseModel):
 class AuditEntriesPublic(BaseModel):
     entries: list[AuditEntryPublic]
     count: int
+
+
+class TokenPublic(BaseModel):
+    """`POST /oauth/token`: a bearer access token (RFC 6749 §5.1)."""
+
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme's name, not a secret
+    expires_in: int = Field(description="seconds until the token expires")
+    scope: str = Field(description="the scopes granted, space-separated")
+
+
+class OAuthErrorPublic(BaseModel):
+    """An OAuth error (RFC 6749 §5.2): `invalid_client`, `invalid_scope`, `unsupported_grant_type` …"""
+
+    error: str
+    error_description: str
 
 
 class HealthPublic(BaseModel):

@@ -1,12 +1,18 @@
-"""Running the mock NDXP: `NdxpServer` (uvicorn in a background thread), `serve()` and blocking `run()`."""
+"""Running the mock NDXP: `NdxpServer` (uvicorn in a background thread), `serve()` and blocking `run()`.
+
+With `NDXP_TLS_CERTFILE` and `NDXP_TLS_KEYFILE` set, both serve HTTPS (uvicorn's `ssl_certfile` and
+`ssl_keyfile`); clients verify the certificate against their CA file (`STREAMS_NDXP_CA_FILE`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
 from types import TracebackType
+from typing import Any
 
 import httpx
 import uvicorn
@@ -19,6 +25,13 @@ from mocks.ndxp.main import create_app
 from mocks.ndxp.middleware import FaultInjector
 
 __all__ = ["NdxpServer", "run", "serve"]
+
+
+def _tls(settings: NdxpSettings) -> dict[str, Any]:
+    """uvicorn's TLS options for the settings (none when TLS is off)."""
+    if settings.tls_certfile is None or settings.tls_keyfile is None:
+        return {}
+    return {"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -60,7 +73,7 @@ class NdxpServer:
         if self._sock is None:
             raise ServerStartError("the NDXP server is not started; call start() first")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.settings.tls else 'http'}://{host}:{self.port}"
 
     @property
     def faults(self) -> FaultInjector:
@@ -80,6 +93,7 @@ class NdxpServer:
             access_log=self.settings.access_log,
             log_level=self.settings.log_level,
             timeout_graceful_shutdown=5,
+            **_tls(self.settings),
         )
         install_log_filters()
         self._server = uvicorn.Server(config)
@@ -101,7 +115,8 @@ class NdxpServer:
     def _wait_healthy(self) -> None:
         assert self._server is not None and self._thread is not None
         deadline = time.monotonic() + self.startup_timeout
-        with httpx.Client(timeout=2.0) as client:
+        # Only "is our own thread serving yet": nothing is sent, so the certificate needs no checking here.
+        with httpx.Client(timeout=2.0, verify=False) as client:  # noqa: S501
             while time.monotonic() < deadline:
                 if not self._thread.is_alive():
                     cause = self.app.state.startup_error
@@ -155,6 +170,9 @@ def run(settings: NdxpSettings | None = None, host: str = "127.0.0.1", port: int
         port=port,
         access_log=settings.access_log,
         log_level=settings.log_level,
+        **_tls(settings),
     )
     install_log_filters()  # after uvicorn configured logging, so its loggers keep the mask
+    # The package's own lines (a request ID per disclosure, rate limits, tokens) at the server's level.
+    logging.getLogger("mocks.ndxp").setLevel(settings.log_level.upper())
     uvicorn.Server(config).run()

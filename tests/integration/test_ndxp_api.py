@@ -149,10 +149,13 @@ def test_auditor_key_reads_the_audit_only(auditor: httpx.Client) -> None:
 def test_read_citizen_gives_every_basic_field(client: httpx.Client) -> None:
     response = client.get(f"/v1/citizens/{DUC.personal_id}", params={"purpose": "insurance card"})
     assert response.status_code == 200
-    assert Citizen.model_validate(response.json()) == DUC
+    body = response.json()
+    assert body.pop("withheld") == []  # an agency key carries every citizen scope
+    assert Citizen.model_validate(body) == DUC
     assert response.json()["ethnicity"] == "Kinh"
-    inconsistent = client.get(f"/v1/citizens/{ODD.personal_id}", params={"purpose": "x"})
-    assert Citizen.model_validate(inconsistent.json()) == ODD
+    inconsistent = client.get(f"/v1/citizens/{ODD.personal_id}", params={"purpose": "x"}).json()
+    assert inconsistent.pop("withheld") == []
+    assert Citizen.model_validate(inconsistent) == ODD
 
 
 def test_read_citizen_errors(client: httpx.Client) -> None:
@@ -267,6 +270,7 @@ def test_verify_name(client: httpx.Client, claimed: str, expected: str) -> None:
         "fields": {"full_name": expected},
         "deceased": False,
         "permanent_province": "008",
+        "withheld": [],
     }
 
 
@@ -292,6 +296,7 @@ def test_verify_not_found_and_bad_requests(client: httpx.Client) -> None:
         "fields": {},
         "deceased": None,
         "permanent_province": None,
+        "withheld": [],
     }
     for bad in (
         {"id": "0080901234", "purpose": "x"},

@@ -1,4 +1,8 @@
-"""`/v1/audit`: read the disclosure audit (auditor keys only). There is no way to change it."""
+"""`/v1/audit`: read the disclosure audit (the `audit.read` scope: auditors' clients or keys only).
+
+There is no way to change it: no route writes the audit but the disclosures themselves, and SQLite
+triggers refuse UPDATE and DELETE on the table.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,11 @@ async def read_audit(
     personal_id: Annotated[str | None, Query(description="only this citizen's disclosures")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> AuditEntriesPublic:
-    """The newest `limit` disclosures matching every filter given, newest first."""
+    """The newest `limit` disclosures matching every filter given, newest first.
+
+    To trace one record of a run: its Kafka message's `x-request-id` header is the request ID of the
+    worker's NDXP call; filter by that `request_id` and the record's `personal_id`.
+    """
     entries = await run_in_threadpool(
         audit.read, agency=agency, request_id=request_id, personal_id=personal_id, limit=limit
     )

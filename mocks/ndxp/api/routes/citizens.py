@@ -1,24 +1,43 @@
-"""`/v1/citizens`: read one citizen, verify claimed fields, verify a batch of IDs (the workers' path)."""
+"""`/v1/citizens`: read one citizen, verify claimed fields, verify a batch of IDs (the workers' path).
+
+Every answer keeps to the caller's scopes: a field they do not cover is left out and named in the
+answer's `withheld` list; the audit entry lists the fields actually disclosed.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.concurrency import run_in_threadpool
+from pydantic_core import to_json
 
 from mocks.ndxp import disclosure
 from mocks.ndxp.api.routes.params import PersonalIdParam, PurposeParam
 from mocks.ndxp.deps import AgencyDep, AuditDep, RequestIdDep, StoreDep
-from mocks.ndxp.models import BatchPublic, BatchQuery, CitizenPublic, Message, VerifyPublic, VerifyQuery
+from mocks.ndxp.models import (
+    BatchPublic,
+    BatchQuery,
+    CitizenDisclosurePublic,
+    Message,
+    VerifyPublic,
+    VerifyQuery,
+)
+from mocks.ndxp.scopes import split_fields
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/citizens", tags=["citizens"])
 
+_JSON = "application/json"
+
 # Every handler does its database work (look-up and audit write) in one thread-pool call:
 # SQLite calls block, and the event loop must keep serving the other workers' batches.
 
 
-@router.get("/{personal_id}", responses={404: {"model": Message, "description": "no such citizen"}})
+@router.get(
+    "/{personal_id}",
+    response_model=CitizenDisclosurePublic,
+    responses={404: {"model": Message, "description": "no such citizen"}},
+)
 async def read_citizen(
     personal_id: PersonalIdParam,
     purpose: PurposeParam,
@@ -26,8 +45,10 @@ async def read_citizen(
     store: StoreDep,
     audit: AuditDep,
     request_id: RequestIdDep,
-) -> CitizenPublic:
-    """The citizen's basic fields. Audited: every field shown."""
+) -> Response:
+    """The citizen's basic fields that the caller's scopes cover, and `withheld`: the others.
+    Audited: every field shown."""
+    fields = disclosure.FieldFilter(agency.scopes)
     found = await run_in_threadpool(
         disclosure.lookup_and_audit,
         store,
@@ -37,22 +58,25 @@ async def read_citizen(
         purpose=purpose,
         request_id=request_id,
         endpoint="citizens.read",
+        disclosed=fields.disclosed,
     )
     citizen = found.get(personal_id)
     if citizen is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no citizen with this personal ID in the NPD")
-    return CitizenPublic.of(citizen)
+    return Response(fields.document(citizen), media_type=_JSON)
 
 
-@router.post("/verify")
+@router.post("/verify", response_model=VerifyPublic)
 async def verify(
     query: VerifyQuery, agency: AgencyDep, store: StoreDep, audit: AuditDep, request_id: RequestIdDep
-) -> VerifyPublic:
+) -> Response:
     """Check claimed fields of one citizen (by 12-digit or 9-digit ID) without disclosing them.
 
     Each claimed field comes back as `match`, `match_without_diacritics` (names only) or `mismatch`.
-    Audited: the ID mapping, `deceased`, `permanent_province` and each claimed field.
+    Audited: the ID mapping, `deceased`, `permanent_province` and each claimed field, as far as the
+    caller's scopes cover them (`citizen.identity`, `citizen.status`, `citizen.residence`).
     """
+    shown, _ = split_fields(disclosure.verify_disclosed(query), agency.scopes)
     found = await run_in_threadpool(
         disclosure.lookup_and_audit,
         store,
@@ -62,9 +86,10 @@ async def verify(
         purpose=query.purpose,
         request_id=request_id,
         endpoint="citizens.verify",
-        disclosed=lambda _: disclosure.verify_disclosed(query),
+        disclosed=lambda _: shown,
     )
-    return disclosure.verify_result(query, found.get(query.id))
+    result = disclosure.verify_result(query, found.get(query.id), agency.scopes)
+    return Response(to_json(result), media_type=_JSON)
 
 
 @router.post("/verify-batch", response_model=BatchPublic)
@@ -74,8 +99,10 @@ async def verify_batch(
     """Look up to 1000 IDs up in one query; results in request order.
 
     An item that is not a string of 9 or 12 ASCII digits is answered `found: false` with an `error`
-    (the batch goes on). Audited: one entry per distinct citizen found, every field shown.
+    (the batch goes on). Each citizen carries the fields the caller's scopes cover; `withheld` names
+    the others. Audited: one entry per distinct citizen found, with the fields shown.
     """
+    fields = disclosure.FieldFilter(agency.scopes)
 
     def answer() -> bytes:
         found = disclosure.lookup_and_audit(
@@ -86,8 +113,9 @@ async def verify_batch(
             purpose=query.purpose,
             request_id=request_id,
             endpoint="citizens.verify_batch",
+            disclosed=fields.disclosed,
         )
-        return disclosure.batch_json(query.ids, found)
+        return disclosure.batch_json(query.ids, found, fields)
 
     # The JSON is built in the worker thread too: 1000 citizens' serialisation stays off the event loop.
-    return Response(await run_in_threadpool(answer), media_type="application/json")
+    return Response(await run_in_threadpool(answer), media_type=_JSON)

@@ -7,8 +7,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from mocks.ndxp import disclosure
 from mocks.ndxp.api.routes.params import LegacyIdParam, PurposeParam
-from mocks.ndxp.deps import AgencyDep, AuditDep, RequestIdDep, StoreDep
+from mocks.ndxp.deps import AgencyDep, AuditDep, RequestIdDep, StoreDep, require_scope
 from mocks.ndxp.models import LegacyPublic, Message
+from mocks.ndxp.scopes import IDENTITY
 
 __all__ = ["router"]
 
@@ -16,7 +17,11 @@ router = APIRouter(prefix="/legacy", tags=["legacy"])
 
 
 @router.get(
-    "/{legacy_id}", responses={404: {"model": Message, "description": "no citizen has this legacy ID"}}
+    "/{legacy_id}",
+    responses={
+        403: {"model": Message, "description": "the caller lacks the citizen.identity scope"},
+        404: {"model": Message, "description": "no citizen has this legacy ID"},
+    },
 )
 async def resolve_legacy(
     legacy_id: LegacyIdParam,
@@ -26,7 +31,9 @@ async def resolve_legacy(
     audit: AuditDep,
     request_id: RequestIdDep,
 ) -> LegacyPublic:
-    """The personal ID a legacy ID maps to. Audited: `personal_id` disclosed."""
+    """The personal ID a legacy ID maps to (needs `citizen.identity`: the answer is nothing else).
+    Audited: `personal_id` disclosed."""
+    require_scope(agency, IDENTITY, "resolve legacy IDs")
     found = await run_in_threadpool(
         disclosure.lookup_and_audit,
         store,

@@ -1,0 +1,77 @@
+"""Which basic fields of a citizen each OAuth scope discloses (least privilege per agency). Pure.
+
+| scope               | fields                                                                  |
+|---------------------|-------------------------------------------------------------------------|
+| `citizen.identity`  | personal_id, legacy_id, full_name, date_of_birth, gender                |
+| `citizen.residence` | permanent_province, current_residence, birth_province, home_town        |
+| `citizen.status`    | status, date_of_death (and `deceased` in a verification)                |
+| `citizen.family`    | marital_status, parents', spouse's, household head's names and IDs      |
+| `citizen.other`     | ethnicity, religion, nationality, blood_type, and any field not above   |
+| `audit.read`        | no citizen field: reading the disclosure audit (auditors only)          |
+
+A field the map does not name falls under `citizen.other`, so a new field of the NPD is withheld from
+every agency not explicitly trusted with "everything else", never disclosed by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "AUDIT_READ",
+    "CITIZEN_SCOPES",
+    "FAMILY",
+    "FIELD_SCOPES",
+    "IDENTITY",
+    "KNOWN_SCOPES",
+    "OTHER",
+    "RESIDENCE",
+    "STATUS",
+    "field_scope",
+    "split_fields",
+]
+
+IDENTITY, RESIDENCE, STATUS, FAMILY, OTHER = (
+    "citizen.identity",
+    "citizen.residence",
+    "citizen.status",
+    "citizen.family",
+    "citizen.other",
+)
+AUDIT_READ = "audit.read"
+CITIZEN_SCOPES: tuple[str, ...] = (IDENTITY, RESIDENCE, STATUS, FAMILY, OTHER)
+KNOWN_SCOPES: frozenset[str] = frozenset({*CITIZEN_SCOPES, AUDIT_READ})
+
+_FIELDS: dict[str, tuple[str, ...]] = {
+    IDENTITY: ("personal_id", "legacy_id", "full_name", "date_of_birth", "gender"),
+    RESIDENCE: ("permanent_province", "current_residence", "birth_province", "home_town"),
+    STATUS: ("status", "date_of_death", "deceased"),
+    FAMILY: (
+        "marital_status",
+        "father_id",
+        "father_name",
+        "mother_id",
+        "mother_name",
+        "spouse_id",
+        "spouse_name",
+        "household_head_id",
+        "household_head_name",
+        "relation_to_head",
+    ),
+    OTHER: ("ethnicity", "religion", "nationality", "blood_type"),
+}
+FIELD_SCOPES: dict[str, str] = {field: scope for scope, fields in _FIELDS.items() for field in fields}
+
+
+def field_scope(field: str) -> str:
+    """The scope that discloses `field` (`citizen.other` for any field the map does not name)."""
+    return FIELD_SCOPES.get(field, OTHER)
+
+
+def split_fields(fields: Iterable[str], scopes: frozenset[str]) -> tuple[list[str], list[str]]:
+    """(disclosed, withheld): `fields` in their order, split by whether `scopes` covers each."""
+    disclosed: list[str] = []
+    withheld: list[str] = []
+    for field in fields:
+        (disclosed if field_scope(field) in scopes else withheld).append(field)
+    return disclosed, withheld
