@@ -181,6 +181,19 @@ def test_no_personal_id_or_secret_in_the_server_logs(
 ) -> None:
     citizen = next(citizens)
     pid = citizen.personal_id
+    # A server started earlier in this process with access_log=False turns uvicorn's access logger's
+    # propagation off for the whole process; the capture needs it on.
+    access = logging.getLogger("uvicorn.access")
+    previous, access.propagate = access.propagate, True
+    try:
+        _drive_and_check(server, citizen, pid, caplog)
+    finally:
+        access.propagate = previous
+
+
+def _drive_and_check(
+    server: VneidServer, citizen: Citizen, pid: str, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.DEBUG):
         post(server, "/v1/accounts", json=application(citizen), headers=OFFICER)
         code = post(server, f"/v1/accounts/{pid}/approve", headers=OFFICER).json()["activation_code"]
