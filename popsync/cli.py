@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -219,12 +220,19 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
     """Entry point: known errors become a message and an exit status, not a traceback."""
     from popsync.exceptions import PopsyncError
     from popsync.logsafe import configure_logging
 
     configure_logging()
+    # SIGTERM (a supervisor, `timeout`, `kill`) stops a run the way Ctrl-C does: everything popsync
+    # started is stopped on the way out instead of being left behind.
+    signal.signal(signal.SIGTERM, _terminate)
     known: tuple[type[BaseException], ...] = (PopsyncError,)
     try:
         from connectors.exceptions import ConnectorError

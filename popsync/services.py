@@ -34,9 +34,11 @@ def popsync_command(*args: str) -> list[str]:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    # If popsync itself is killed (even with SIGKILL), the kernel sends the child SIGTERM.
+    # If popsync itself is killed (even with SIGKILL), the kernel kills the child too. SIGKILL, not SIGTERM:
+    # a worker whose NDXP is gone may never finish a graceful stop, and nobody is left to escalate.
+    # Nothing is lost: what the child had not committed is processed again by the next worker.
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class ManagedProcess:
