@@ -22,3 +22,7 @@ def configure_logging(level: str = "WARNING") -> None:
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     # kafka-python's admin client logs its whole configuration, SASL password included, at DEBUG.
     logging.getLogger("kafka.admin.client").setLevel(logging.INFO)
+    # faust's workers join with their own assignor, whose member metadata kafka-python cannot decode; the
+    # lag monitor copes (it counts every partition of such a group as held) but kafka-python warns on every
+    # poll, which would bury the run's progress lines.
+    logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
