@@ -199,12 +199,14 @@ def population_generate(
 def report(summary: Annotated[Path, typer.Argument(help="a summary JSON written by simulate")]) -> None:
     """Print a summary's report lines in the seeds' style."""
     from popsync.exceptions import PopsyncError
-    from popsync.report import report_line
+    from popsync.report import eid_report_line, report_line
 
     try:
         data = json.loads(summary.read_text(encoding="utf-8"))
         for total in data["totals"]:
             console.print(report_line(total))
+        for entry in data.get("eid", []):
+            console.print(eid_report_line(entry))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PopsyncError(f"{summary} is not a popsync summary: {exc}") from exc
 

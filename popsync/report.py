@@ -8,9 +8,19 @@ from typing import Any
 
 from schemas.outcomes import RECORD_OUTCOMES
 
-__all__ = ["OUTCOME_LABELS", "SECTOR_LABELS", "breakdown_rows", "report_line", "vn_int", "vn_percent"]
+__all__ = [
+    "EID_LABEL",
+    "OUTCOME_LABELS",
+    "SECTOR_LABELS",
+    "breakdown_rows",
+    "eid_report_line",
+    "report_line",
+    "vn_int",
+    "vn_percent",
+]
 
 SECTOR_LABELS = {"insurance": "Bảo hiểm", "labour": "Người lao động", "civil_status": "Hộ tịch"}
+EID_LABEL = "Định danh điện tử"
 
 # The seeds' Vietnamese terms for each unsynced kind (DOMAIN.md).
 OUTCOME_LABELS = {
@@ -61,6 +71,46 @@ def _check_total(total: Any) -> None:
         value = total[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{key} of a total must be a non-negative whole number, got {value!r}")
+
+
+def eid_report_line(entry: Mapping[str, Any]) -> str:
+    """One province's e-ID figures as the seeds write them; `report` picks the form.
+
+    `levels` (Tuyên Quang): `Định danh điện tử (008): tiếp nhận 620.224 hồ sơ; phê duyệt 592.671 (mức 1:
+    300.736; mức 2: 291.935); kích hoạt 467.406 (mức 1: 196.290; mức 2: 271.116)`.
+    `eligible` (Bình Định), as shares of the citizens aged 14 and over: `Định danh điện tử (052): thu nhận
+    1.195.107/1.256.188 (95,14%); kích hoạt 1.006.251/1.256.188 (80,10%)`.
+    """
+    _check_eid(entry)
+    head = f"{EID_LABEL} ({entry['province']}): "
+    if entry.get("report") == "eligible":
+        eligible = entry["eligible"]
+        return head + "; ".join(
+            f"{verb} {vn_int(entry[key])}/{vn_int(eligible)} ({vn_percent(entry[key], eligible)})"
+            for verb, key in (("thu nhận", "applied"), ("kích hoạt", "activated"))
+        )
+
+    def by_level(name: str) -> str:
+        parts = "; ".join(f"mức {n}: {vn_int(entry.get(f'level_{n}', {}).get(name, 0))}" for n in (1, 2))
+        return f"{vn_int(entry[name])} ({parts})"
+
+    return head + (
+        f"tiếp nhận {vn_int(entry['applied'])} hồ sơ; phê duyệt {by_level('approved')}; "
+        f"kích hoạt {by_level('activated')}"
+    )
+
+
+def _check_eid(entry: Any) -> None:
+    """Raise ValueError saying what is wrong unless `entry` is an e-ID entry as `simulate` writes it."""
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"an e-ID entry must be a JSON object, got {entry!r}")
+    missing = [k for k in ("province", "eligible", "applied", "approved", "activated") if k not in entry]
+    if missing:
+        raise ValueError(f"an e-ID entry lacks {', '.join(missing)}: {dict(entry)!r}")
+    for key in ("eligible", "applied", "approved", "activated"):
+        value = entry[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key} of an e-ID entry must be a non-negative whole number, got {value!r}")
 
 
 def breakdown_rows(total: Mapping[str, Any]) -> Sequence[tuple[str, str, str, str]]:

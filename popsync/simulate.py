@@ -31,15 +31,16 @@ from connectors.generate import generate_records
 from connectors.lgsp import LgspConnector
 from connectors.metrics import ConnectorMetrics, serve_metrics
 from mocks.ndxp.db import PopulationDB
-from mocks.ndxp.population import generate_population
 from popsync.collector import Collector
+from popsync.eid_run import EidOutcome, eid_expectations, run_eid
 from popsync.exceptions import ExpectationFailed, ServiceError
 from popsync.kafka_local import kafka_broker
 from popsync.lagwatch import LagMonitor
-from popsync.report import SECTOR_LABELS, report_line, vn_int
+from popsync.population import scenario_population
+from popsync.report import SECTOR_LABELS, eid_report_line, report_line, vn_int
 from popsync.scenario import Scenario, load_scenario
 from popsync.services import ManagedProcess, free_port, popsync_command
-from popsync.summary import build_summary, check_expectations, write_results
+from popsync.summary import build_summary, check_eid_expectations, check_expectations, write_results
 from schemas.citizen import Citizen
 from streams.topics import TopicNames, ensure_topics
 
@@ -72,6 +73,7 @@ class RunOutcome:
     problems: list[str]
     stream_counts: dict[str, int]
     had_expectations: bool = False
+    eid: EidOutcome | None = None  # the e-ID stage, when the scenario has an `eid` section
 
 
 @dataclass
@@ -153,15 +155,7 @@ def _workdir(options: RunOptions) -> Iterator[Path]:
 
 
 def _population(scenario: Scenario) -> dict[str, list[Citizen]]:
-    by_province: dict[str, list[Citizen]] = defaultdict(list)
-    for citizen in generate_population(scenario.seed, scenario.population.generate):
-        by_province[citizen.permanent_province].append(citizen)
-    if scenario.population.file is not None:
-        from mocks.ndxp.db import read_population_file
-
-        for citizen in read_population_file(scenario.population.file):
-            by_province[citizen.permanent_province].append(citizen)
-    return by_province
+    return scenario_population(scenario)  # by count, by exact age groups (generate_by_age), from a file
 
 
 def _start_ndxp(workdir: Path, db_path: Path, api_key: str) -> tuple[ManagedProcess, str]:
@@ -239,6 +233,8 @@ class _ReconcileBars:
                 self._print_plain()
 
     def _print_plain(self) -> None:
+        if not self.tasks:  # a scenario of e-ID figures alone: the e-ID stage prints its own lines
+            return
         with self.collector.lock:
             done = dict(self.collector.per_source)
         parts = []
@@ -360,9 +356,23 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
         duration = time.monotonic() - started
         bars.refresh()
         stream_counts = _wait_for_stream_counts(collector, len(published.keys))
+        eid = None
+        if scenario.eid:  # after the sources: the same workers count the VNeID's account events
+            eid = run_eid(
+                scenario,
+                citizens,
+                bootstrap_servers=bootstrap,
+                topics=topics,
+                workdir=workdir,
+                progress=progress,
+                workers_alive=lambda: any(w.alive() for w in run.workers),
+                timeout_s=max(60.0, options.timeout_s - (time.monotonic() - started)),
+            )
         with collector.lock:
             results, rejected = dict(collector.results), list(collector.rejected.values())
-        summary = build_summary(scenario.name, published.keys, results, len(rejected), duration)
+        summary = build_summary(
+            scenario.name, published.keys, results, len(rejected), duration, eid=eid.entries if eid else ()
+        )
         if options.results is not None:
             write_results(options.results, published.keys, results, rejected)
         if options.summary is not None:
@@ -371,7 +381,9 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
             )
         expectations = [(e.sector.value, e.province, e.figures()) for e in scenario.expect]
         problems = check_expectations(summary, expectations)
-        return RunOutcome(summary, problems, stream_counts, bool(scenario.expect))
+        problems += check_eid_expectations(summary, eid_expectations(scenario))
+        had_expectations = bool(scenario.expect or scenario.expect_eid)
+        return RunOutcome(summary, problems, stream_counts, had_expectations, eid)
 
 
 class _Merged(PromCollector):
@@ -467,13 +479,22 @@ def simulate(path: Path, options: RunOptions, console: Console) -> int:
     console.print()
     for total in summary["totals"]:
         console.print(report_line(total), soft_wrap=True, highlight=False)
+    for entry in summary.get("eid", []):
+        console.print(eid_report_line(entry), soft_wrap=True, highlight=False)
     if summary["rejected"]:
         console.print(f"Bị từ chối (dead-letter): {summary['rejected']:,}".replace(",", "."))
     lag = summary["sync_lag_ms"]
-    console.print(
-        f"[dim]{summary['records_per_s']:,.0f} records/s over {summary['duration_s']:.1f} s; "
-        f"sync lag p50 {lag['p50']} ms, p95 {lag['p95']} ms, p99 {lag['p99']} ms[/]"
-    )
+    if summary["totals"]:
+        console.print(
+            f"[dim]{summary['records_per_s']:,.0f} records/s over {summary['duration_s']:.1f} s; "
+            f"sync lag p50 {lag['p50']} ms, p95 {lag['p95']} ms, p99 {lag['p99']} ms[/]"
+        )
+    if outcome.eid is not None:
+        e = outcome.eid
+        console.print(
+            f"[dim]{e.events:,} e-ID account events of {e.accounts:,} accounts counted by the workers "
+            f"in {e.duration_s:.1f} s ({e.events_per_s:,.0f} events/s)[/]"
+        )
     if outcome.problems:
         raise ExpectationFailed("expectations not met:\n  " + "\n  ".join(outcome.problems))
     if outcome.had_expectations:

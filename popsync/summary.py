@@ -13,7 +13,20 @@ from typing import Any
 from popsync.collector import RecordResult
 from schemas.outcomes import RECORD_OUTCOMES, is_synced
 
-__all__ = ["build_summary", "check_expectations", "percentile", "write_results"]
+__all__ = [
+    "EID_APPROVED",
+    "build_summary",
+    "check_eid_expectations",
+    "check_expectations",
+    "eid_entry",
+    "percentile",
+    "write_results",
+]
+
+# Statuses of an account that has reached each milestone (a lock keeps the milestone it locked).
+EID_APPROVED = frozenset({"approved", "activated", "locked/approved", "locked/activated"})
+EID_ACTIVATED = frozenset({"activated", "locked/activated"})
+EID_LEVELS = (1, 2)
 
 
 def percentile(sorted_values: Sequence[int], q: float) -> int:
@@ -31,8 +44,9 @@ def build_summary(
     results: Mapping[str, RecordResult],
     rejected: int,
     duration_s: float,
+    eid: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Totals per (sector, province) with every outcome listed, zeros included."""
+    """Totals per (sector, province) with every outcome listed, zeros included; `eid` entries if any."""
     outcomes: dict[tuple[str, str], Counter[str]] = {}
     lags: list[int] = []
     n = 0
@@ -69,7 +83,62 @@ def build_summary(
             "p95": percentile(lags, 0.95),
             "p99": percentile(lags, 0.99),
         },
-    }
+    } | ({"eid": [dict(e) for e in eid]} if eid else {})  # only for scenarios with e-ID figures
+
+
+def eid_entry(
+    province: str, counts: Mapping[str, int], *, eligible: int, as_of: str, report: str
+) -> dict[str, Any]:
+    """One province's e-ID figures from the workers' counts (`province|level|status` → accounts).
+
+    Every account applied; `approved` and `activated` count the accounts that reached the milestone (an
+    activated account was approved; a locked one keeps what it reached); `locked` those locked now.
+    """
+    statuses: Counter[str] = Counter()
+    levels = {n: Counter[str]() for n in EID_LEVELS}
+    for label, n in counts.items():
+        where, level, status = label.split("|", 2)
+        if where != province or not n:
+            continue
+        statuses[status] += n
+        figures = levels.setdefault(int(level), Counter())
+        figures["applied"] += n
+        if status in EID_APPROVED:
+            figures["approved"] += n
+        if status in EID_ACTIVATED:
+            figures["activated"] += n
+        if status.startswith("locked"):
+            figures["locked"] += n
+    names = ("applied", "approved", "activated", "locked")
+    entry: dict[str, Any] = {"province": province, "as_of": as_of, "eligible": eligible}
+    entry.update({name: sum(f[name] for f in levels.values()) for name in names})
+    for n, figures in sorted(levels.items()):
+        entry[f"level_{n}"] = {name: figures[name] for name in names}
+    entry["statuses"] = dict(sorted(statuses.items()))
+    entry["report"] = report
+    return entry
+
+
+def _eid_figure(entry: Mapping[str, Any], key: str) -> int:
+    name, _, level = key.partition("_level_")
+    if level:
+        return int(entry.get(f"level_{level}", {}).get(name, 0))
+    return int(entry.get(name, 0))
+
+
+def check_eid_expectations(
+    summary: Mapping[str, Any], expectations: Iterable[tuple[str, Mapping[str, int]]]
+) -> list[str]:
+    """The e-ID figures that differ, each naming the province, the figure, expected and actual."""
+    by_province = {e["province"]: e for e in summary.get("eid", [])}
+    problems = []
+    for province, figures in expectations:
+        entry = by_province.get(province, {})
+        for key, expected in figures.items():
+            actual = _eid_figure(entry, key)
+            if actual != expected:
+                problems.append(f"e-ID {province}: {key} expected {expected:,}, got {actual:,}")
+    return problems
 
 
 def write_results(

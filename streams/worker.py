@@ -11,6 +11,7 @@ from schemas.masking import MaskingFilter
 from streams.app import create_app
 from streams.config import StreamsSettings
 from streams.counting import OutcomeCounter
+from streams.eid import attach_eid
 from streams.exceptions import ConfigurationError
 from streams.metrics import WorkerMetrics, serve_metrics
 from streams.ndxp_client import NdxpClient
@@ -82,6 +83,8 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
 
     app.agent(results, name="count-outcomes")(count)
     app.timer(settings.progress_interval_s)(counter.snapshot)
+    # e-ID: VNeID account events → each account's latest state → exact counts → <prefix>.eid.progress
+    attach_eid(app, topics, settings)
     return app
 
 
