@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    := out
 
-.PHONY: setup demo tuyen-quang test test-tools test-unit test-integration lint typecheck bench kafka-jars clean
+.PHONY: setup demo tuyen-quang eid-scenarios test test-tools test-unit test-integration lint typecheck bench kafka-jars clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "popsync needs Python 3.11 or newer")'
@@ -26,6 +26,11 @@ demo: setup  ## run the quick demo scenario (starts Kafka, the NDXP mock and a w
 tuyen-quang: setup  ## reproduce Tuyên Quang's December 2023 insurance figure (757,543 records)
 	@mkdir -p $(OUT)
 	$(BIN)/popsync simulate scenarios/tuyen-quang-2023-12-insurance.yaml --summary $(OUT)/tuyen-quang-summary.json
+
+eid-scenarios: setup  ## reproduce the seeds' e-ID figures (Tuyên Quang 2023-12, Bình Định 2024-H1; long)
+	@mkdir -p $(OUT)
+	$(BIN)/popsync simulate scenarios/tuyen-quang-2023-12-eid.yaml --summary $(OUT)/tuyen-quang-eid-summary.json
+	$(BIN)/popsync simulate scenarios/binh-dinh-2024-h1-eid.yaml --summary $(OUT)/binh-dinh-eid-summary.json
 
 test-tools:  ## promtool and chromium for the deploy-config and dashboard tests (apt-get; needs root)
 	@scripts/install-promtool.sh || echo "promtool missing: the deploy-config tests will skip (fail under CI)"
