@@ -16,10 +16,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mocks.common.ratelimit import Rate
-from mocks.common.security import MIN_SECRET_BYTES, OAuthClient
-from mocks.ndxp.exceptions import UnsupportedDatabaseError
+from mocks.common.security import MIN_SECRET_BYTES, OAuthClient, check_distinct_keys
 from mocks.ndxp.scopes import AUDIT_READ, CITIZEN_SCOPES, KNOWN_SCOPES
-from mocks.ndxp.sqlite import sqlite_path
+from mocks.ndxp.sqlite import checked_sqlite_url
 
 __all__ = ["DEV_API_KEYS", "DEV_AUDITOR_KEYS", "DEV_CLIENTS", "NdxpSettings", "get_settings"]
 
@@ -95,22 +94,16 @@ class NdxpSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_url(cls, value: str) -> str:
-        try:
-            sqlite_path(value)
-        except UnsupportedDatabaseError as exc:
-            raise ValueError(str(exc)) from None
+        checked_sqlite_url(value)
         return value
 
     @model_validator(mode="after")
     def _keys_safe(self) -> NdxpSettings:
         every = [*self.api_keys.items(), *self.auditor_keys.items()]
         values = [key.get_secret_value() for _, key in every]
-        if any(not v for v in values):
-            raise ValueError(
-                "an API key is empty; give every agency in NDXP_API_KEYS/NDXP_AUDITOR_KEYS a key"
-            )
-        if len(set(values)) != len(values):
-            raise ValueError("two agencies share an API key; every key must name exactly one agency")
+        check_distinct_keys(
+            values, who=("agency", "agencies"), variables="NDXP_API_KEYS/NDXP_AUDITOR_KEYS", owner="agency"
+        )
         if self.environment != "development":
             built_in = set(DEV_API_KEYS.values()) | set(DEV_AUDITOR_KEYS.values())
             defaults = sorted(agency for agency, key in every if key.get_secret_value() in built_in)

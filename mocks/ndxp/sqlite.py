@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from mocks.ndxp.exceptions import UnsupportedDatabaseError
 
-__all__ = ["SqliteConnections", "sqlite_path"]
+__all__ = ["SqliteConnections", "checked_sqlite_url", "sqlite_path"]
 
 _BUSY_TIMEOUT_S = 30.0
 _MMAP_BYTES = 1 << 30
@@ -100,3 +100,13 @@ class SqliteConnections:
             conns, self._all = self._all, []
         for conn in conns:
             conn.close()
+
+
+def checked_sqlite_url(value: str | None) -> str | None:
+    """A settings validator's check of a database URL: unchanged when supported, else a ValueError."""
+    if value is not None:
+        try:
+            sqlite_path(value)
+        except UnsupportedDatabaseError as exc:
+            raise ValueError(str(exc)) from None
+    return value

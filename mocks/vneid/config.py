@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mocks.ndxp.exceptions import UnsupportedDatabaseError
-from mocks.ndxp.sqlite import sqlite_path
+from mocks.common.security import check_distinct_keys
+from mocks.ndxp.sqlite import checked_sqlite_url
 
 __all__ = [
     "DEV_API_KEYS",
@@ -89,23 +89,18 @@ class VneidSettings(BaseSettings):
     @field_validator("database_url", "population_url")
     @classmethod
     def _supported_url(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                sqlite_path(value)
-            except UnsupportedDatabaseError as exc:
-                raise ValueError(str(exc)) from None
-        return value
+        return checked_sqlite_url(value)
 
     @model_validator(mode="after")
     def _secrets_safe(self) -> VneidSettings:
         every = [*self.api_keys.items(), *self.officer_keys.items()]
         values = [key.get_secret_value() for _, key in every]
-        if any(not v for v in values):
-            raise ValueError(
-                "an API key is empty; give every name in VNEID_API_KEYS/VNEID_OFFICER_KEYS a key"
-            )
-        if len(set(values)) != len(values):
-            raise ValueError("two names share an API key; every key must name exactly one agency or unit")
+        check_distinct_keys(
+            values,
+            who=("name", "names"),
+            variables="VNEID_API_KEYS/VNEID_OFFICER_KEYS",
+            owner="agency or unit",
+        )
         if self.environment != "development":
             self._refuse_dev_defaults(every)
         return self
