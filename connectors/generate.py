@@ -219,11 +219,16 @@ def generate_records(
     citizens: Sequence[Citizen],
     seed: int,
     other_citizens: Sequence[Citizen] = (),
+    kinds_out: list[str] | None = None,
+    truth_out: list[Citizen | None] | None = None,
 ) -> list[dict[str, Any]]:
     """The records of one source in publish order: same arguments, same records.
 
     `citizens` are the residents of `province`; `other_citizens` those of other provinces (needed only
     for `moved`, a labour outcome). Raises `GenerateError` when the population is short of what is asked.
+    `kinds_out`, when given, receives each record's planned kind (`clean`, an unsynced kind or a
+    correction); `truth_out` the citizen a record was made from (None for a made-up person): what the
+    province would find by asking the citizen, for the cleansing loop.
     """
     where = f"the {sector} source of {province}"
     if sector not in _SECTORS:
@@ -249,36 +254,48 @@ def generate_records(
     published: list[Citizen] = []
     records: list[dict[str, Any]] = []
     append = records.append
-    for n, kind in enumerate(_kinds(rng, spec)):
+    kinds = _kinds(rng, spec)
+    for n, kind in enumerate(kinds):
+        c: Citizen | None
         if kind == "clean":
             c = next(general)
             published.append(c)
             append(maker.varied(n, c))
         elif kind == "duplicate":
             at = rng.randrange(len(published))
-            original = published[at]
+            c = published[at]
             if len(published) > 1:  # swap-remove, so each original is repeated once while any are left
                 published[at] = published[-1]
                 published.pop()
-            append(maker.varied(n, original))
+            append(maker.varied(n, c))
         elif kind == "mismatch":
-            append(maker.mismatch(n, next(general)))
+            c = next(general)
+            append(maker.mismatch(n, c))
         elif kind == "missing_fields":
-            append(maker.missing(n, next(general)))
+            c = next(general)
+            append(maker.missing(n, c))
         elif kind == "not_found":
+            c = None
             append(maker.not_found(n))
         elif kind == "malformed_id":
-            c_bad = next(inconsistent, None)
-            append(maker.exact(n, c_bad) if c_bad is not None else maker.malformed(n))
+            c = next(inconsistent, None)
+            append(maker.exact(n, c) if c is not None else maker.malformed(n))
         elif kind == "deceased":
-            append(maker.varied(n, next(deceased)))
+            c = next(deceased)
+            append(maker.varied(n, c))
         elif kind == "moved":
-            append(maker.varied(n, next(moved)))
+            c = next(moved)
+            append(maker.varied(n, c))
         elif kind == "no_diacritics":
-            append(maker.no_diacritics(n, next(plain)))
+            c = next(plain)
+            append(maker.no_diacritics(n, c))
         else:  # legacy_id
             c = next(legacy)
             append(maker.exact(n, c, personal_id=c.legacy_id))
+        if truth_out is not None:
+            truth_out.append(c)
+    if kinds_out is not None:
+        kinds_out.extend(kinds)
     return records
 
 

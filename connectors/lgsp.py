@@ -24,13 +24,14 @@ from streams.messages import (
     HEADER_REQUEST_ID,
     HEADER_SECTOR,
     HEADER_SEQ,
+    HEADER_VERSION,
     dumps,
     now_ms,
     result_key,
 )
 from streams.topics import TopicNames
 
-__all__ = ["LgspConnector", "PublishReport", "iter_file_lines"]
+__all__ = ["LgspConnector", "PublishReport", "iter_file_lines", "partition_key"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,21 @@ def iter_file_lines(path: Path) -> Iterator[tuple[int, bytes]]:
             if line == b"":
                 continue
             yield number, line
+
+
+def partition_key(record_id: str, raw: Any) -> str:
+    """The Kafka key of a record: what keeps the records that rules compare in one partition, in order.
+
+    The personal ID as rule 7 compares it (ends trimmed); for a civil-status registration without one
+    (a birth), its registration number, so a repeated registration follows the first; else the record.
+    """
+    pid = raw.get("personal_id")
+    if isinstance(pid, str) and pid.strip():
+        return pid.strip()
+    registration = raw.get("registration_no")
+    if raw.get("sector") == "civil_status" and isinstance(registration, str) and registration.strip():
+        return f"registration:{raw.get('province')}|{registration.strip()}"
+    return f"record:{record_id}"
 
 
 class LgspConnector:
@@ -123,6 +139,30 @@ class LgspConnector:
         lines = ((f"{origin}:{n}", dumps(r)) for n, r in enumerate(records, start=1))
         return self._publish(lines, on_progress)
 
+    def republish(self, record: dict[str, Any], version: int, request_id: str | None = None) -> None:
+        """Publish a corrected version (2, 3 …) of a record already published; it keeps its record_id.
+
+        The workers decide it afresh and its result supersedes the earlier one (the latest version wins).
+        Sent asynchronously: `flush()` confirms it (or raises `DeliveryError`).
+        """
+        if version < 2:
+            raise ValueError(f"a re-publication is version 2 or later, not {version}")
+        line = dumps(record)
+        self._send_record(
+            record["sector"],
+            record["province"],
+            record["record_id"],
+            record,
+            line,
+            request_id or uuid.uuid4().hex,
+            version=version,
+        )
+
+    def flush(self) -> None:
+        """Wait until the broker confirmed everything sent so far; raise `DeliveryError` for a failure."""
+        self._producer.flush()
+        self._raise_failures()
+
     def _publish(
         self, lines: Iterable[tuple[str, bytes]], on_progress: Callable[[int], None] | None
     ) -> PublishReport:
@@ -171,11 +211,17 @@ class LgspConnector:
         return report
 
     def _send_record(
-        self, sector: str, province: str, record_id: str, raw: Any, line: bytes, request_id: str
+        self,
+        sector: str,
+        province: str,
+        record_id: str,
+        raw: Any,
+        line: bytes,
+        request_id: str,
+        *,
+        version: int = 1,
     ) -> None:
-        pid = raw.get("personal_id")
-        # The partition key is the personal ID as rule 7 compares it (ends trimmed).
-        key = pid.strip() if isinstance(pid, str) and pid.strip() else f"record:{record_id}"
+        key = partition_key(record_id, raw)
         source = (sector, province)
         seq = self._seq.get(source, 0) + 1
         self._seq[source] = seq
@@ -186,6 +232,8 @@ class LgspConnector:
             (HEADER_PUBLISHED_MS, str(now_ms()).encode()),
             (HEADER_REQUEST_ID, request_id.encode()),
         ]
+        if version > 1:
+            headers.append((HEADER_VERSION, str(version).encode()))
         future = self._producer.send(
             self.topics.records(sector), key=key.encode(), value=line, headers=headers
         )

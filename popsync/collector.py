@@ -20,9 +20,17 @@ __all__ = ["Collector", "RecordResult"]
 
 @dataclass(frozen=True, slots=True)
 class RecordResult:
+    """A record's latest outcome, and where a corrected re-publication superseded it, its first one."""
+
     outcome: str
     fields: tuple[str, ...]
     lag_ms: int
+    version: int = 1
+    decided_ms: int = 0
+    corrected: tuple[str, ...] = ()  # fields the NPD corrected (`corrected` outcome)
+    legacy_id: bool = False  # the record carried a 9-digit legacy ID
+    first_outcome: str | None = None  # the outcome of version 1, once a later version superseded it
+    first_decided_ms: int = 0
 
 
 class Collector:
@@ -98,6 +106,9 @@ class Collector:
 
     def _result(self, key: str, body: dict[str, Any]) -> None:
         previous = self.results.get(key)
+        version = int(body.get("version", 1))
+        if previous is not None and version < previous.version:
+            return  # a replay of a version a re-publication already superseded
         source = (body["sector"], body["province"])
         if previous is None:
             self.per_source[source] += 1
@@ -105,10 +116,23 @@ class Collector:
             self.synced_per_source[source] -= 1
         if is_synced(body["outcome"]):
             self.synced_per_source[source] += 1
+        decided = int(body["decided_ms"])
+        first, first_ms = None, 0
+        if previous is not None and version > 1:
+            if previous.version == 1:
+                first, first_ms = previous.outcome, previous.decided_ms
+            else:
+                first, first_ms = previous.first_outcome, previous.first_decided_ms
         self.results[key] = RecordResult(
             body["outcome"],
             tuple(body.get("fields") or ()),
-            int(body["decided_ms"]) - int(body["published_ms"]),
+            decided - int(body["published_ms"]),
+            version,
+            decided,
+            tuple(body.get("corrected") or ()),
+            bool(body.get("legacy_id")),
+            first,
+            first_ms,
         )
 
     def stream_counts(self) -> Counter[str]:

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from connectors.cleansing import CleansingSpec
 from connectors.generate import GenerateSpec
 from mocks.ndxp.population_exact import EARLIEST_AS_OF, LATEST_AS_OF, AgeGroups
 from popsync.eid_plan import LEVELS, EidTargets
@@ -27,8 +28,11 @@ from schemas.outcomes import RECORD_OUTCOMES, UNSYNCED_OUTCOMES, Sector
 from schemas.provinces import is_province
 
 __all__ = [
+    "CHAIN_FIGURES",
     "EID_EXPECT_KEYS",
+    "FLAT_FIGURES",
     "AgeGroupsSpec",
+    "ChainExpectation",
     "EidExpectation",
     "EidSpec",
     "Expectation",
@@ -43,7 +47,12 @@ __all__ = [
 # summary counts rejected lines only in total, so such an expectation could never be checked.
 _OUTCOME_KEYS = {o.value for o in RECORD_OUTCOMES} | {o.kind for o in UNSYNCED_OUTCOMES}
 _SUMS = frozenset({"total", "synced", "unsynced"})
-EXPECT_KEYS = frozenset({*_SUMS, *_OUTCOME_KEYS})
+# Figures of a source beyond its outcomes (summary totals): records carrying a 9-digit legacy ID and
+# those of them the NPD corrected; records fixed by the cleansing loop (moved from unsynced to synced)
+# and re-published.
+FLAT_FIGURES = frozenset({"legacy_ids", "legacy_corrected", "fixed", "republished"})
+EXPECT_KEYS = frozenset({*_SUMS, *_OUTCOME_KEYS, *FLAT_FIGURES})
+CHAIN_FIGURES = frozenset({"started", "completed", "stalled", "in_progress"})
 # e-ID figures an `expect_eid` entry may name: each in total or for one level (`approved_level_1`).
 EID_FIGURES = ("applied", "approved", "activated", "locked")
 EID_EXPECT_KEYS = frozenset(
@@ -176,6 +185,11 @@ class SourceSpec(BaseModel):
     generate: GenerateSpec | None = None
     file: Path | None = None
     rate: float | None = Field(default=None, gt=0, description="records per second; unlimited when absent")
+    # Sources of one stage run together; a stage starts once every record of the stages before it has
+    # its final outcome (fixes and linked procedures included), so records that depend on an earlier
+    # source's changes to the NPD (a labour form after a death) are decided the same way every run.
+    stage: int = Field(default=1, ge=1, le=100)
+    cleansing: CleansingSpec | None = None
 
     _check_province = field_validator("province", mode="before")(lambda cls, v: _province(v))
 
@@ -336,9 +350,28 @@ class EidExpectation(BaseModel):
         return {key: int(value) for key, value in (self.model_extra or {}).items()}
 
 
+class ChainExpectation(BaseModel):
+    """Linked-procedure figures of one province and chain kind (`birth` or `death`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    province: str
+    kind: Literal["birth", "death"]
+    started: int | None = Field(default=None, ge=0)
+    completed: int | None = Field(default=None, ge=0)
+    stalled: int | None = Field(default=None, ge=0)
+    in_progress: int | None = Field(default=None, ge=0)
+
+    _check_province = field_validator("province", mode="before")(lambda cls, v: _province(v))
+
+    def figures(self) -> dict[str, int]:
+        return {k: v for k in sorted(CHAIN_FIGURES) if (v := getattr(self, k)) is not None}
+
+
 def _full_name(key: str) -> str:
     """`mismatch` → `unsynced/mismatch`; sums and full outcome names stay as they are."""
-    return key if key in _SUMS or key in {o.value for o in RECORD_OUTCOMES} else f"unsynced/{key}"
+    if key in _SUMS or key in FLAT_FIGURES or key in {o.value for o in RECORD_OUTCOMES}:
+        return key
+    return f"unsynced/{key}"
 
 
 class Scenario(BaseModel):
@@ -353,6 +386,7 @@ class Scenario(BaseModel):
     sources: list[SourceSpec] = Field(default_factory=list, validate_default=True)
     expect: list[Expectation] = Field(default_factory=list)
     expect_eid: list[EidExpectation] = Field(default_factory=list)
+    expect_chains: list[ChainExpectation] = Field(default_factory=list)
     partitions: int = Field(default=6, ge=1, le=256)
 
     @field_validator("sources")

@@ -12,7 +12,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -27,19 +26,25 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from connectors.generate import generate_records
-from connectors.lgsp import LgspConnector
+from connectors.cleansing import CleansingLoop, FixPlan
 from connectors.metrics import ConnectorMetrics, serve_metrics
 from mocks.ndxp.db import PopulationDB
 from popsync.collector import Collector
 from popsync.eid_run import EidOutcome, eid_expectations, run_eid
-from popsync.exceptions import ExpectationFailed, ServiceError
+from popsync.exceptions import ExpectationFailed
 from popsync.kafka_local import kafka_broker
 from popsync.lagwatch import LagMonitor
 from popsync.population import scenario_population
 from popsync.report import SECTOR_LABELS, eid_report_line, report_line, vn_int
 from popsync.scenario import Scenario, load_scenario
 from popsync.services import ManagedProcess, free_port, popsync_command
+from popsync.stages import (
+    Published,
+    publish_stage,
+    wait_for_cleansing,
+    wait_for_outcomes,
+    wait_for_stream_counts,
+)
 from popsync.summary import build_summary, check_eid_expectations, check_expectations, write_results
 from schemas.citizen import Citizen
 from streams.topics import TopicNames, ensure_topics
@@ -253,50 +258,6 @@ class _ReconcileBars:
         self.refresh()
 
 
-@dataclass
-class _Published:
-    keys: list[str] = field(default_factory=list)  # result keys in publish order
-    rejected: int = 0
-    by_source: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
-
-
-def _publish_sources(
-    run: Run, citizens: dict[str, list[Citizen]], progress: Progress, bars: _ReconcileBars
-) -> _Published:
-    """Publish every source in scenario order (rule 7's "earlier" is this order within a source)."""
-    scenario = run.scenario
-    out = _Published()
-    with LgspConnector(run.bootstrap_servers, run.topics, metrics=run.connector_metrics) as connector:
-        for index, source in enumerate(scenario.sources):
-            task = progress.add_task(f"{_label(source.sector.value, source.province)}: publish", total=None)
-
-            def advance(n: int, task: TaskID = task) -> None:
-                progress.update(task, completed=n)
-
-            connector.rate = source.rate
-            if source.generate is not None:
-                records = generate_records(
-                    source.generate,
-                    sector=source.sector.value,
-                    province=source.province,
-                    citizens=citizens.get(source.province, []),
-                    other_citizens=[c for p, g in citizens.items() if p != source.province for c in g],
-                    seed=scenario.seed + index,
-                )
-                progress.update(task, total=len(records))
-                report = connector.publish_records(records, f"source-{index}", on_progress=advance)
-            else:
-                assert source.file is not None  # the scenario model guarantees one of the two
-                report = connector.publish_file(source.file, on_progress=advance)
-            progress.update(task, total=report.published + report.rejected)
-            out.keys.extend(report.keys)
-            out.rejected += report.rejected
-            for key, n in report.by_source.items():
-                out.by_source[key] += n
-                bars.add(key)
-    return out
-
-
 def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcome:
     """Run one scenario end to end and return its summary; stops everything it started."""
     scenario = load_scenario(path)
@@ -348,14 +309,40 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
             options.on_running(run)
 
         started = time.monotonic()
-        published = _publish_sources(run, citizens, progress, bars)
-        bars.set_totals(published.by_source)
-        run.published = len(published.keys)
-        run.published_by_source = dict(published.by_source)
-        _wait_for_outcomes(run, len(published.keys), published.rejected, started, options.timeout_s)
+        published = Published()
+        plans: list[FixPlan] = []
+        loop: CleansingLoop | None = None
+        if any(s.cleansing is not None for s in scenario.sources):
+            loop = CleansingLoop(bootstrap, topics, plans).start()
+            stack.callback(loop.stop)
+
+        def on_plan(plan: FixPlan) -> None:
+            plans.append(plan)
+            if loop is not None:
+                loop.add_plan(plan)
+
+        stages = sorted({s.stage for s in scenario.sources})
+        for stage in stages:
+            if len(stages) > 1:
+                console.print(f"stage {stage} of {len(stages)}", markup=False)
+            publish_stage(
+                run,
+                [(i, s) for i, s in enumerate(scenario.sources) if s.stage == stage],
+                citizens,
+                progress,
+                published,
+                on_source=bars.add,
+                on_plan=on_plan,
+            )
+            bars.set_totals(published.by_source)
+            run.published = len(published.keys)
+            run.published_by_source = dict(published.by_source)
+            wait_for_outcomes(run, len(published.keys), published.rejected, started, options.timeout_s)
+            if loop is not None:
+                wait_for_cleansing(run, loop, started, options.timeout_s)
         duration = time.monotonic() - started
         bars.refresh()
-        stream_counts = _wait_for_stream_counts(collector, len(published.keys))
+        stream_counts = wait_for_stream_counts(collector, len(published.keys))
         eid = None
         if scenario.eid:  # after the sources: the same workers count the VNeID's account events
             eid = run_eid(
@@ -371,7 +358,13 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
         with collector.lock:
             results, rejected = dict(collector.results), list(collector.rejected.values())
         summary = build_summary(
-            scenario.name, published.keys, results, len(rejected), duration, eid=eid.entries if eid else ()
+            scenario.name,
+            published.keys,
+            results,
+            len(rejected),
+            duration,
+            eid=eid.entries if eid else (),
+            cleansing=[(p.sector, p.province) for p in plans],
         )
         if options.results is not None:
             write_results(options.results, published.keys, results, rejected)
@@ -430,46 +423,6 @@ def _start_dashboard(stack: ExitStack, run: Run, port: int) -> str:
     url = server.start()
     stack.callback(server.stop)
     return url
-
-
-def _wait_for_outcomes(run: Run, records: int, rejected: int, started: float, timeout_s: float) -> None:
-    """Block until every published record has an outcome; fail if no worker has been alive for a while."""
-    deadline = started + timeout_s
-    all_dead_since: float | None = None
-    while True:
-        run.collector.check()
-        with run.collector.lock:
-            have, dead = len(run.collector.results), len(run.collector.rejected)
-        if have >= records and dead >= rejected:
-            return
-        now = time.monotonic()
-        if any(w.alive() for w in run.workers):
-            all_dead_since = None
-        elif all_dead_since is None:
-            all_dead_since = now
-        elif now - all_dead_since > 20:  # long enough for a supervisor (or a test) to restart one
-            tails = "\n".join(
-                f"--- {w.name} (exit {w.proc.returncode if w.proc else '?'}):\n{w.log_tail()}"
-                for w in run.workers
-            )
-            raise ServiceError(
-                f"no worker is running and {records - have:,} records have no outcome:\n{tails}"
-            )
-        if now > deadline:
-            raise ServiceError(
-                f"timed out after {timeout_s:.0f} s with {have:,} of {records:,} outcomes; see {run.workdir}"
-            )
-        time.sleep(0.2)
-
-
-def _wait_for_stream_counts(collector: Collector, records: int, timeout_s: float = 30.0) -> dict[str, int]:
-    """The workers' own counts, once their snapshots cover every record (they lag by one interval)."""
-    deadline = time.monotonic() + timeout_s
-    counts = collector.stream_counts()
-    while sum(counts.values()) < records and time.monotonic() < deadline:
-        time.sleep(0.3)
-        counts = collector.stream_counts()
-    return dict(counts)
 
 
 def simulate(path: Path, options: RunOptions, console: Console) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from popsync.collector import RecordResult
+from popsync.scenario import FLAT_FIGURES
 from schemas.outcomes import RECORD_OUTCOMES, is_synced
 
 __all__ = [
@@ -45,15 +46,44 @@ def build_summary(
     rejected: int,
     duration_s: float,
     eid: Sequence[Mapping[str, Any]] = (),
+    *,
+    cleansing: Iterable[tuple[str, str]] = (),
+    chains: Sequence[Mapping[str, Any]] = (),
+    civil_events: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Totals per (sector, province) with every outcome listed, zeros included; `eid` entries if any."""
+    """Totals per (sector, province) with every outcome listed, zeros included; `eid` entries if any.
+
+    Each total also holds the sources' correction figures (`legacy_ids`, `legacy_corrected`,
+    `corrections` by field) and the cleansing loop's (`republished`: records re-published with a later
+    version, `fixed`: of those, the ones that moved from unsynced to synced). `cleansing` names the
+    sources with a cleansing plan: each gets an entry in the summary's `cleansing` list.
+    """
     outcomes: dict[tuple[str, str], Counter[str]] = {}
+    extra: dict[tuple[str, str], Counter[str]] = {}
+    tasks: dict[tuple[str, str], Counter[str]] = {}
+    fixed_by: dict[tuple[str, str], Counter[str]] = {}
+    fix_ms: dict[tuple[str, str], list[int]] = {}
     lags: list[int] = []
     n = 0
     for key in keys:
         sector, province, _ = key.split("|", 2)
+        source = (sector, province)
         result = results[key]
-        outcomes.setdefault((sector, province), Counter())[result.outcome] += 1
+        outcomes.setdefault(source, Counter())[result.outcome] += 1
+        figures = extra.setdefault(source, Counter())
+        figures["legacy_ids"] += result.legacy_id
+        figures["legacy_corrected"] += result.legacy_id and "personal_id" in result.corrected
+        for name in result.corrected:
+            figures[f"corrected:{name}"] += 1
+        first = result.first_outcome if result.version > 1 else result.outcome
+        if first is not None and first.startswith("unsynced/"):
+            tasks.setdefault(source, Counter())[first] += 1
+        if result.version > 1:
+            figures["republished"] += 1
+            if first is not None and first.startswith("unsynced/") and is_synced(result.outcome):
+                figures["fixed"] += 1
+                fixed_by.setdefault(source, Counter())[first] += 1
+                fix_ms.setdefault(source, []).append(result.decided_ms - result.first_decided_ms)
         lags.append(result.lag_ms)
         n += 1
     totals = []
@@ -61,6 +91,7 @@ def build_summary(
         full = {o.value: counts.get(o.value, 0) for o in RECORD_OUTCOMES}
         total = sum(full.values())
         synced = sum(v for k, v in full.items() if is_synced(k))
+        figures = extra[(sector, province)]
         totals.append(
             {
                 "sector": sector,
@@ -69,10 +100,34 @@ def build_summary(
                 "synced": synced,
                 "unsynced": total - synced,
                 "outcomes": full,
+                "corrections": {f: figures[f"corrected:{f}"] for f in ("personal_id", "full_name")},
+                "legacy_ids": figures["legacy_ids"],
+                "legacy_corrected": figures["legacy_corrected"],
+                "republished": figures["republished"],
+                "fixed": figures["fixed"],
+            }
+        )
+    cleansing_entries = []
+    for source in sorted(set(cleansing)):
+        waited = sorted(fix_ms.get(source, []))
+        cleansing_entries.append(
+            {
+                "sector": source[0],
+                "province": source[1],
+                "tasks": sum(tasks.get(source, Counter()).values()),
+                "tasks_by_outcome": dict(sorted(tasks.get(source, Counter()).items())),
+                "republished": extra.get(source, Counter())["republished"],
+                "fixed": extra.get(source, Counter())["fixed"],
+                "fixed_by_outcome": dict(sorted(fixed_by.get(source, Counter()).items())),
+                "fix_time_s": {
+                    "p50": percentile(waited, 0.50) / 1e3,
+                    "p95": percentile(waited, 0.95) / 1e3,
+                    "max": (waited[-1] if waited else 0) / 1e3,
+                },
             }
         )
     lags.sort()
-    return {
+    summary: dict[str, Any] = {
         "scenario": scenario,
         "totals": totals,
         "rejected": rejected,
@@ -83,7 +138,17 @@ def build_summary(
             "p95": percentile(lags, 0.95),
             "p99": percentile(lags, 0.99),
         },
-    } | ({"eid": [dict(e) for e in eid]} if eid else {})  # only for scenarios with e-ID figures
+    }
+    # Sections only for scenarios that have them.
+    if civil_events:
+        summary["civil_events"] = [dict(e) for e in civil_events]
+    if cleansing_entries:
+        summary["cleansing"] = cleansing_entries
+    if chains:
+        summary["chains"] = [dict(c) for c in chains]
+    if eid:
+        summary["eid"] = [dict(e) for e in eid]
+    return summary
 
 
 def eid_entry(
@@ -160,6 +225,9 @@ def write_results(
                 "outcome": r.outcome,
                 "fields": list(r.fields),
             }
+            if r.version > 1:  # a corrected re-publication superseded the first outcome
+                line["version"] = r.version
+                line["first_outcome"] = r.first_outcome
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
             written += 1
         for body in rejected:
@@ -188,8 +256,8 @@ def check_expectations(
         for name, expected in figures.items():
             if total is None:
                 actual = 0
-            elif name in ("total", "synced", "unsynced"):
-                actual = total[name]
+            elif name in ("total", "synced", "unsynced", *FLAT_FIGURES):
+                actual = int(total.get(name, 0))
             else:
                 actual = total["outcomes"].get(name, 0)
             if actual != expected:

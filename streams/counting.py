@@ -25,14 +25,16 @@ class OutcomeCounter:
     An increment-only counter double-counts what is replayed after a crash or rebalance (FACTS.md: 24,786
     for 20,000). Here the table holds each record's latest outcome (a *set*, which replays repeat
     harmlessly) and the counts are derived from it: kept incrementally while running, rebuilt from the
-    table after every recovery. Each value also holds its partition so counts are reported per partition
+    table after every recovery. A corrected re-publication of a record carries a higher version: its
+    outcome replaces the earlier one, and a late replay of an older version changes nothing.
+    Each value also holds its partition so counts are reported per partition
     and a reader can sum the latest snapshot of every partition.
     """
 
     def __init__(self, app: faust.App, topics: TopicNames, outcomes: Any, stats: WorkerStats, worker_id: str):
         self.app = app
         self.topics = topics
-        self.outcomes = outcomes  # faust Table: result key -> [label, partition]
+        self.outcomes = outcomes  # faust Table: result key -> [label, partition, version]
         self.stats = stats
         self.worker_id = worker_id
         self.counts: defaultdict[int, Counter[str]] = defaultdict(Counter)
@@ -46,13 +48,15 @@ class OutcomeCounter:
             message = event.message
             body = json.loads(message.value or b"{}")
             label = f"{body['sector']}|{body['province']}|{body['outcome']}"
+            version = int(body.get("version", 1))
             key = (message.key or b"").decode()
             previous = store.get(key)
-            if previous is not None and previous[0] == label:
-                continue  # the same fact again: a replay after a restart or rebalance
             if previous is not None:
+                seen = previous[2] if len(previous) > 2 else 1
+                if version < seen or (version == seen and previous[0] == label):
+                    continue  # an older version, or the same fact again (a replay after a restart)
                 self.counts[previous[1]][previous[0]] -= 1
-            value = [label, message.partition]
+            value = [label, message.partition, version]
             store[key] = value
             self.outcomes.send_changelog(message.partition, key, value)
             self.counts[message.partition][label] += 1
@@ -60,7 +64,7 @@ class OutcomeCounter:
     async def rebuild(self) -> None:
         """Derive the counts again from the recovered table (called after every recovery)."""
         counts: defaultdict[int, Counter[str]] = defaultdict(Counter)
-        for label, partition in self.outcomes.data.values():
+        for label, partition, *_ in self.outcomes.data.values():
             counts[partition][label] += 1
         self.counts = counts
         self.owned = frozenset(self.active_partitions())

@@ -19,6 +19,10 @@ HEADER_SECTOR = "popsync-sector"
 HEADER_SEQ = "popsync-seq"
 HEADER_PUBLISHED_MS = "popsync-published-ms"
 HEADER_REQUEST_ID = "x-request-id"
+# The publication of a record: 1 first, 2 … for each corrected re-publication (the latest supersedes).
+HEADER_VERSION = "popsync-version"
+# The linked-procedure chain a record belongs to (a child's health-insurance card), if any.
+HEADER_CHAIN = "popsync-chain"
 
 
 def now_ms() -> int:

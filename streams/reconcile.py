@@ -18,6 +18,7 @@ from streams.messages import (
     HEADER_PUBLISHED_MS,
     HEADER_REQUEST_ID,
     HEADER_SEQ,
+    HEADER_VERSION,
     decode_headers,
     dumps,
     now_ms,
@@ -26,6 +27,7 @@ from streams.messages import (
 from streams.metrics import BatchTally, WorkerMetrics
 from streams.ndxp_client import NdxpClient
 from streams.stats import WorkerStats
+from streams.tasks import correction_task, task_lookup_key
 from streams.topics import TopicNames
 
 __all__ = ["Reconciler"]
@@ -62,7 +64,10 @@ class Reconciler:
     async def process(self, events: Sequence[faust.types.EventT[Any]]) -> None:
         started = time.perf_counter()
         parsed = [parse_line(ev.value or b"") for ev in events]
-        ids = [lookup_key(p) for p in parsed if p is not None and not isinstance(p, Rejected)]
+        records = [p for p in parsed if p is not None and not isinstance(p, Rejected)]
+        # Records missing fields are looked up too when they carry an ID: their correction task
+        # gives the province the NPD's values.
+        ids = [lookup_key(p) or task_lookup_key(p) for p in records]
         request_id = decode_headers(events[0].message.headers).get(HEADER_REQUEST_ID) or uuid.uuid4().hex
         citizens = await self.client.lookup_many([i for i in ids if i], request_id=request_id)
         looked_up = time.perf_counter()
@@ -82,11 +87,13 @@ class Reconciler:
             key = lookup_key(record)
             holder_key = f"{record.sector}|{record.province}|{key}" if key else None
             holder = store.get(holder_key) if holder_key else None
-            decision = decide(record, citizens.get(key) if key else None, holder)
+            citizen = citizens.get(key) if key else None
+            decision = decide(record, citizen, holder)
             if decision.passed_identity and holder is None and holder_key:
                 store[holder_key] = record.record_id
                 self.holders.send_changelog(message.partition, holder_key, record.record_id)
             published_ms = int(headers.get(HEADER_PUBLISHED_MS) or message.timestamp * 1000)
+            version = int(headers.get(HEADER_VERSION) or 1)
             result = {
                 "record_id": record.record_id,
                 "sector": record.sector,
@@ -96,7 +103,12 @@ class Reconciler:
                 "seq": int(headers.get(HEADER_SEQ) or -1),
                 "published_ms": published_ms,
                 "decided_ms": decided_ms,
+                "version": version,
             }
+            if decision.corrections:
+                result["corrected"] = sorted(decision.corrections)
+            if key is not None and len(key) == 9:  # a legacy identity-card number
+                result["legacy_id"] = True
             rkey = result_key(record.sector, record.province, record.record_id).encode()
             pending.append(
                 await self.app.producer.send(self.topics.results, rkey, dumps(result), None, None, None)
@@ -106,6 +118,19 @@ class Reconciler:
                 pending.append(
                     await self.app.producer.send(
                         self.topics.corrections, rkey, dumps(correction), None, None, None
+                    )
+                )
+            task = correction_task(
+                record,
+                decision,
+                citizen if citizen is not None else citizens.get(task_lookup_key(record) or ""),
+                version=version,
+                decided_ms=decided_ms,
+            )
+            if task is not None:
+                pending.append(
+                    await self.app.producer.send(
+                        self.topics.tasks(record.sector), rkey, dumps(task), None, None, None
                     )
                 )
             self.stats.observe(decision.outcome.value, decided_ms - published_ms)

@@ -48,6 +48,34 @@ class TopicNames:
     def corrections(self) -> str:
         return f"{self.prefix}.corrections"
 
+    def tasks(self, sector: str) -> str:
+        """Correction tasks sent back to the publishing provinces for a sector's unsynced records."""
+        return f"{self.prefix}.tasks.{sector}"
+
+    @property
+    def task_topics(self) -> tuple[str, ...]:
+        return tuple(self.tasks(s.value) for s in Sector)
+
+    @property
+    def civil_events(self) -> str:
+        """Births and deaths the NPD registered: the first step of the linked procedures."""
+        return f"{self.prefix}.civil.events"
+
+    @property
+    def residence_events(self) -> str:
+        """Permanent residences registered (after a birth) or ended (after a death)."""
+        return f"{self.prefix}.residence.events"
+
+    @property
+    def chain_steps(self) -> str:
+        """Every step of every linked-procedure chain, keyed by chain ID (the tracker's input)."""
+        return f"{self.prefix}.chains.steps"
+
+    @property
+    def chain_progress(self) -> str:
+        """Snapshots of chain counts per province and kind."""
+        return f"{self.prefix}.chains.progress"
+
     @property
     def eid_events(self) -> str:
         """VNeID account events (applied, approved, activated, locked), keyed by personal ID."""
@@ -65,6 +93,11 @@ class TopicNames:
             self.progress,
             self.deadletter,
             self.corrections,
+            *self.task_topics,
+            self.civil_events,
+            self.residence_events,
+            self.chain_steps,
+            self.chain_progress,
             self.eid_events,
             self.eid_progress,
         )

@@ -1,0 +1,196 @@
+"""A scenario's sources published stage by stage, and the waits that end each stage.
+
+A stage ends when every record published so far has its final outcome: its first result, then, for the
+sources with a cleansing plan, the result of every fix the province re-published. Only then does the
+next stage publish, so a record that depends on an earlier stage's changes to the NPD (a labour form of
+a citizen whose death was registered) is decided the same way in every run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rich.progress import Progress, TaskID
+
+from connectors.cleansing import CleansingLoop, FixPlan, plan_for_generated
+from connectors.generate import generate_records
+from connectors.lgsp import LgspConnector
+from popsync.collector import Collector
+from popsync.exceptions import ServiceError
+from popsync.scenario import SourceSpec
+from schemas.citizen import Citizen
+
+if TYPE_CHECKING:
+    from popsync.simulate import Run
+
+__all__ = [
+    "Published",
+    "publish_stage",
+    "wait_for_cleansing",
+    "wait_for_outcomes",
+    "wait_for_stream_counts",
+]
+
+
+def label(sector: str, province: str) -> str:
+    return f"{sector} {province}"
+
+
+@dataclass
+class Published:
+    """What the stages published so far."""
+
+    keys: list[str] = field(default_factory=list)  # result keys in publish order
+    rejected: int = 0
+    by_source: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+
+
+def publish_stage(
+    run: Run,
+    sources: Sequence[tuple[int, SourceSpec]],
+    citizens: dict[str, list[Citizen]],
+    progress: Progress,
+    out: Published,
+    *,
+    on_source: Callable[[tuple[str, str]], None],
+    on_plan: Callable[[FixPlan], None],
+) -> None:
+    """Publish one stage's sources in scenario order (rule 7's "earlier" is this order within a source).
+
+    `index` is the source's position in the scenario (its generation seed). A source with a `cleansing`
+    block hands its fix plan to `on_plan` before its first record is published.
+    """
+    scenario = run.scenario
+    with LgspConnector(run.bootstrap_servers, run.topics, metrics=run.connector_metrics) as connector:
+        for index, source in sources:
+            task = progress.add_task(f"{label(source.sector.value, source.province)}: publish", total=None)
+
+            def advance(n: int, task: TaskID = task) -> None:
+                progress.update(task, completed=n)
+
+            connector.rate = source.rate
+            if source.generate is not None:
+                kinds: list[str] = []
+                truth: list[Citizen | None] = []
+                seed = scenario.seed + index
+                records = generate_records(
+                    source.generate,
+                    sector=source.sector.value,
+                    province=source.province,
+                    citizens=citizens.get(source.province, []),
+                    other_citizens=[c for p, g in citizens.items() if p != source.province for c in g],
+                    seed=seed,
+                    kinds_out=kinds,
+                    truth_out=truth,
+                )
+                if source.cleansing is not None:
+                    on_plan(
+                        plan_for_generated(
+                            source.cleansing,
+                            sector=source.sector.value,
+                            province=source.province,
+                            records=records,
+                            kinds=kinds,
+                            truth=truth,
+                            seed=seed,
+                        )
+                    )
+                progress.update(task, total=len(records))
+                report = connector.publish_records(records, f"source-{index}", on_progress=advance)
+            else:
+                assert source.file is not None  # the scenario model guarantees one of the two
+                if source.cleansing is not None:
+                    rules = source.cleansing.rules()
+                    on_plan(FixPlan(source.sector.value, source.province, rules, scenario.seed + index))
+                report = connector.publish_file(source.file, on_progress=advance)
+            progress.update(task, total=report.published + report.rejected)
+            out.keys.extend(report.keys)
+            out.rejected += report.rejected
+            for key, n in report.by_source.items():
+                out.by_source[key] += n
+                on_source(key)
+
+
+def wait_for_outcomes(run: Run, records: int, rejected: int, started: float, timeout_s: float) -> None:
+    """Block until every published record has an outcome; fail if no worker has been alive for a while."""
+    _wait(run, started, timeout_s, lambda: _outcomes_missing(run.collector, records, rejected))
+
+
+def _outcomes_missing(collector: Collector, records: int, rejected: int) -> str | None:
+    with collector.lock:
+        have, dead = len(collector.results), len(collector.rejected)
+    if have >= records and dead >= rejected:
+        return None
+    return f"{records - have:,} of {records:,} records have no outcome"
+
+
+def wait_for_cleansing(run: Run, loop: CleansingLoop, started: float, timeout_s: float) -> None:
+    """Block until the province read every task and every fix it re-published has its new outcome."""
+    sources = set(loop.plans)
+
+    def missing() -> str | None:
+        loop.check()
+        with run.collector.lock:
+            unsynced_first = sum(
+                1
+                for key, r in run.collector.results.items()
+                if tuple(key.split("|", 2)[:2]) in sources
+                and ((r.first_outcome if r.version > 1 else r.outcome) or "").startswith("unsynced/")
+            )
+        with loop.lock:
+            seen = sum(n for (sec, prov, _), n in loop.stats.tasks.items() if (sec, prov) in sources)
+            republished = set(loop.stats.republished_keys)
+        if seen < unsynced_first or not loop.settled():
+            return f"the provinces have read {seen:,} of {unsynced_first:,} correction tasks"
+        with run.collector.lock:
+            waiting = sum(1 for k in republished if run.collector.results[k].version < 2)
+        return f"{waiting:,} re-published fixes have no new outcome" if waiting else None
+
+    _wait(run, started, timeout_s, missing)
+
+
+def _wait(run: Run, started: float, timeout_s: float, missing: Callable[[], str | None]) -> None:
+    """Poll `missing` until it says nothing is missing; fail on timeout or when every worker is gone."""
+    deadline = started + timeout_s
+    all_dead_since: float | None = None
+    while True:
+        run.collector.check()
+        what = missing()
+        if what is None:
+            return
+        now = time.monotonic()
+        if any(w.alive() for w in run.workers):
+            all_dead_since = None
+        elif all_dead_since is None:
+            all_dead_since = now
+        elif now - all_dead_since > 20:  # long enough for a supervisor (or a test) to restart one
+            tails = "\n".join(
+                f"--- {w.name} (exit {w.proc.returncode if w.proc else '?'}):\n{w.log_tail()}"
+                for w in run.workers
+            )
+            raise ServiceError(f"no worker is running and {what}:\n{tails}")
+        if now > deadline:
+            raise ServiceError(f"timed out after {timeout_s:.0f} s: {what}; see {run.workdir}")
+        time.sleep(0.2)
+
+
+def wait_for_stream_counts(collector: Collector, records: int, timeout_s: float = 30.0) -> dict[str, Any]:
+    """The workers' own counts, once their snapshots agree with the results read (or after `timeout_s`).
+
+    Snapshots lag by one interval, and a re-published fix changes a record's outcome without changing
+    how many records there are, so waiting for the sum alone could return counts from before the fixes.
+    What comes back is the workers' figure as it is: a caller comparing it with the summary sees any
+    difference that outlived the wait.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts = collector.stream_counts()
+        with collector.lock:
+            read = Counter("|".join((*k.split("|", 2)[:2], r.outcome)) for k, r in collector.results.items())
+        if (sum(counts.values()) >= records and +counts == +read) or time.monotonic() > deadline:
+            return dict(counts)
+        time.sleep(0.3)
