@@ -18,6 +18,7 @@ __all__ = [
     "REQUIRED_FIELDS",
     "Record",
     "Rejected",
+    "civil_required",
     "parse_date",
     "parse_event",
     "parse_gender",
@@ -31,11 +32,19 @@ Event = Literal["birth", "death", "marriage"]
 _IDENTITY: tuple[str, ...] = ("personal_id", "full_name", "date_of_birth", "gender")
 
 # Required fields per sector, in the order `Record.missing` and a missing_fields result list them.
-# civil_status: a birth carries no personal_id yet, so `parse_object` drops it from the list for births.
+# civil_status lists every field some event requires; `civil_required` narrows it per event.
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     Sector.INSURANCE.value: (*_IDENTITY, "insurance_code"),
-    Sector.CIVIL_STATUS.value: (*_IDENTITY, "event", "event_date", "registration_no"),
+    Sector.CIVIL_STATUS.value: (*_IDENTITY, "event", "event_date", "registration_no", "spouse_id"),
     Sector.LABOUR.value: _IDENTITY,
+}
+# What a civil-status event does not require: a birth is registered before any ID exists, only a
+# marriage names a spouse, and an unreadable event word cannot say whose ID is needed.
+_CIVIL_NOT_REQUIRED: dict[Event | None, frozenset[str]] = {
+    "birth": frozenset({"personal_id", "spouse_id"}),
+    "death": frozenset({"spouse_id"}),
+    "marriage": frozenset(),
+    None: frozenset({"personal_id", "spouse_id"}),
 }
 
 _SECTOR_LIST = ", ".join(s.value for s in Sector)
@@ -80,7 +89,7 @@ class Record:
     gender: Gender | None
     missing: tuple[str, ...]
     raw: Mapping[str, Any]
-    # civil_status only (None elsewhere): a birth needs no personal_id.
+    # civil_status only (None elsewhere, and for an unreadable event word): see `civil_required`.
     event: Event | None = None
 
 
@@ -140,7 +149,14 @@ _OTHER_READERS: dict[str, Callable[[object], object]] = {
     "insurance_code": _insurance_code,
     "event_date": parse_date,
     "registration_no": _text,
+    "spouse_id": _text,
 }
+
+
+def civil_required(event: Event | None) -> tuple[str, ...]:
+    """The required fields of a civil-status record with `event` (None: unreadable), in listing order."""
+    dropped = _CIVIL_NOT_REQUIRED[event]
+    return tuple(f for f in REQUIRED_FIELDS[Sector.CIVIL_STATUS] if f not in dropped)
 
 
 def _kind(value: object) -> str:
@@ -206,10 +222,7 @@ def parse_object(obj: object) -> Rejected | Record:
         "gender": gender,
         "event": event,
     }
-    required = REQUIRED_FIELDS[sector]
-    if event == "birth":
-        # Provisional until the civil-status rules land: a birth is registered before any ID is issued.
-        required = tuple(f for f in required if f != "personal_id")
+    required = civil_required(event) if sector == Sector.CIVIL_STATUS else REQUIRED_FIELDS[sector]
     missing = tuple(f for f in required if (read[f] if f in read else _OTHER_READERS[f](obj.get(f))) is None)
     return Record(
         record_id=obj["record_id"],

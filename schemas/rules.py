@@ -1,5 +1,8 @@
 """The outcome rules 2–12 of CONTRACT.md as one pure function of record, citizen and what the source has seen.
 
+Civil-status records change the NPD instead of only checking it: `schemas.civil.decide_civil` decides
+them, and `decide` refuses them.
+
 Rule 1 (`rejected`) is decided earlier, by `schemas.records.parse_line` / `parse_object`. The caller:
 
     key = lookup_key(record)                      # None: rules 2–3 decide, no NPD look-up needed
@@ -67,9 +70,8 @@ class Decision:
 def _missing(record: Record) -> tuple[str, ...]:
     """Rule 2's fields: `record.missing`, plus any identity field the record lacks (in required order).
 
-    For a parsed record this adds only a civil-status birth's absent personal_id: PROVISIONAL until the
-    civil-status rules land (a birth should then get a new ID issued instead of being unsynced). It also
-    keeps `decide` total for a hand-built Record whose `missing` forgot a None field.
+    For a parsed record of the sectors `decide` judges this is `record.missing`; the union keeps `decide`
+    total for a hand-built Record whose `missing` forgot a None field.
     """
     absent = set(record.missing)
     absent.update(name for name in _IDENTITY if getattr(record, name) is None)
@@ -98,8 +100,13 @@ def decide(record: Record, citizen: Citizen | None, first_holder: str | None) ->
 
     `citizen` is the NPD's answer for `lookup_key(record)` (None when absent or not looked up);
     `first_holder` is the record_id of the source's earliest record with the same trimmed personal_id
-    that got past step 6, or None.
+    that got past step 6, or None. A civil_status record raises ValueError: use `schemas.civil`.
     """
+    if record.sector == Sector.CIVIL_STATUS:
+        raise ValueError(
+            f"record {record.record_id!r} is a civil_status record: civil-status events change the NPD and "
+            "are decided by schemas.civil.decide_civil, not schemas.rules.decide"
+        )
     pid, name, born, gender = record.personal_id, record.full_name, record.date_of_birth, record.gender
     # Rule 2.
     missing = _missing(record)

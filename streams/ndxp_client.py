@@ -1,4 +1,5 @@
-"""Async client of the mock NDXP's batch verification: OAuth2 tokens, retries on transient failures.
+"""Async client of the mock NDXP: batch verification, civil-status registrations, residence changes;
+OAuth2 tokens, retries on transient failures.
 
 Credentials: OAuth2 client credentials (`STREAMS_NDXP_CLIENT_ID`/`_SECRET`/`_SCOPE`; a bearer token
 fetched, cached, refreshed before expiry and once more after a 401), else the deprecated
@@ -7,8 +8,14 @@ fetched, cached, refreshed before expiry and once more after a 401), else the de
 Failures:
 - transient (5xx, 429, timeouts, connection errors): retried without limit, after the `Retry-After`
   the NDXP sent (429/503) or an exponential backoff; records must not be lost, an outage shows as lag;
-- refused credentials, or a citizen whose fields the rules need came back `withheld` (the token's
-  scopes do not cover them): `ConfigurationError`, at once; deciding on partial data would be wrong.
+- refused credentials or scopes (401/403), or a citizen whose fields the rules need came back
+  `withheld` (the token's scopes do not cover them): `ConfigurationError`, at once; deciding on partial
+  data would be wrong;
+- a residence change the NPD refuses (404 unknown citizen, 409 not allowed): a permanent answer,
+  returned as `ResidenceResult(ok=False, …)`, never retried.
+
+Every call is safe to retry: look-ups change nothing, civil-status registrations are idempotent by
+(province, registration_no, record_id) and residence changes by their `reference`.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +51,15 @@ from streams.ndxp_auth import (
     error_kind,
 )
 
-__all__ = ["REQUIRED_FIELDS", "REQUIRED_SCOPES", "NdxpClient", "error_kind"]
+__all__ = [
+    "MAX_BATCH",
+    "REQUIRED_FIELDS",
+    "REQUIRED_SCOPES",
+    "CivilResult",
+    "NdxpClient",
+    "ResidenceResult",
+    "error_kind",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +68,56 @@ REQUIRED_FIELDS = frozenset(
     {"personal_id", "full_name", "date_of_birth", "gender", "permanent_province", "status", "date_of_death"}
 )
 REQUIRED_SCOPES = ("citizen.identity", "citizen.residence", "citizen.status")
+MAX_BATCH = 1000  # items per NDXP call (verify-batch IDs, civil-status registrations)
+_VERIFY = "/v1/citizens/verify-batch"
+_CIVIL = "/v1/civil-status/registrations"
+_RESIDENCE = "/v1/residence/registrations"
+_END_RESIDENCE = "/v1/residence/deregistrations"
+# Scopes each write path takes, for the message when the NDXP refuses them.
+_WRITE_SCOPES = {
+    _CIVIL: "civil.register citizen.identity",
+    _RESIDENCE: "residence.write",
+    _END_RESIDENCE: "residence.write",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CivilResult:
+    """The NDXP's answer for one civil-status record (docs/civil-status.md)."""
+
+    record_id: str | None
+    outcome: str  # cleaned, corrected, unsynced/…, rejected
+    fields: tuple[str, ...] = ()
+    corrections: Mapping[str, str] = field(default_factory=dict)
+    personal_id: str | None = None  # synced: the ID issued (birth) or resolved (death, marriage)
+    spouse_personal_id: str | None = None
+    replayed: bool = False  # registered before; nothing changed this time
+    detail: str | None = None  # rejected: why
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> CivilResult:
+        return cls(
+            record_id=item.get("record_id"),
+            outcome=str(item["outcome"]),
+            fields=tuple(item.get("fields") or ()),
+            corrections=dict(item.get("corrections") or {}),
+            personal_id=item.get("personal_id"),
+            spouse_personal_id=item.get("spouse_personal_id"),
+            replayed=bool(item.get("replayed", False)),
+            detail=item.get("detail"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResidenceResult:
+    """A residence change: applied (`ok`, maybe `replayed`), or refused for good (404/409, `detail`)."""
+
+    ok: bool
+    status_code: int
+    personal_id: str
+    residence_status: str | None = None  # registered / ended when ok
+    replayed: bool = False
+    detail: str | None = None
 
 
 def _log_retry(state: RetryCallState) -> None:
@@ -93,6 +159,7 @@ class NdxpClient:
         max_backoff_s: float = 10.0,
         max_retry_after_s: float = 60.0,
         purpose: str = "reconcile sector records (Project 06 cleansing)",
+        civil_purpose: str = "register civil-status events (Project 06 linked procedures)",
         transport: httpx.AsyncBaseTransport | None = None,
         metrics: WorkerMetrics | None = None,
     ) -> None:
@@ -117,6 +184,7 @@ class NdxpClient:
             else None
         )
         self._purpose = purpose
+        self._civil_purpose = civil_purpose
         self._max_backoff_s = max_backoff_s
         self._max_retry_after_s = max_retry_after_s
         self._metrics = metrics
@@ -152,13 +220,78 @@ class NdxpClient:
             return {}
         unique = list(dict.fromkeys(ids))
         found: dict[str, Citizen] = {}
-        for start in range(0, len(unique), 1000):
-            found.update(await self._batch(unique[start : start + 1000], request_id))
+        for start in range(0, len(unique), MAX_BATCH):
+            found.update(await self._batch(unique[start : start + MAX_BATCH], request_id))
         return found
+
+    async def register_civil(
+        self, records: Sequence[Mapping[str, Any]], request_id: str | None = None
+    ) -> list[CivilResult]:
+        """Register civil-status records (as the sector published them), in order, 1000 per call; one
+        result per record, in order. Each call is all or nothing at the NDXP, and a retried call is
+        answered from its registrations (`replayed`), so retrying never registers anything twice."""
+        results: list[CivilResult] = []
+        for start in range(0, len(records), MAX_BATCH):
+            chunk = [dict(r) for r in records[start : start + MAX_BATCH]]
+            body = {"registrations": chunk, "purpose": self._civil_purpose}
+            response = await self._call(_CIVIL, body, request_id, "civil-status registrations")
+            items = response.json()["results"]
+            if len(items) != len(chunk):  # not transient: the NDXP broke its contract
+                raise StreamsError(
+                    f"NDXP answered {len(items)} results for {len(chunk)} civil-status records"
+                )
+            results += [CivilResult.from_json(item) for item in items]
+        return results
+
+    async def register_residence(
+        self, personal_id: str, province: str, since: str, reference: str, request_id: str | None = None
+    ) -> ResidenceResult:
+        """Register the citizen's permanent residence in `province` from `since` (`YYYY-MM-DD`).
+
+        `reference` is the idempotency key: a retry with it changes nothing and answers `replayed`.
+        A refusal (unknown citizen, deceased …) comes back `ok=False` with the NDXP's `detail`.
+        """
+        body = {"personal_id": personal_id, "province": province, "since": since, "reference": reference}
+        return await self._residence(_RESIDENCE, body, personal_id, request_id)
+
+    async def end_residence(
+        self, personal_id: str, on: str, reference: str, request_id: str | None = None
+    ) -> ResidenceResult:
+        """End the citizen's permanent residence on `on` (`YYYY-MM-DD`); idempotent by `reference`."""
+        body = {"personal_id": personal_id, "on": on, "reference": reference}
+        return await self._residence(_END_RESIDENCE, body, personal_id, request_id)
+
+    async def _residence(
+        self, path: str, body: dict[str, Any], personal_id: str, request_id: str | None
+    ) -> ResidenceResult:
+        response = await self._call(path, body, request_id, "a residence change", permanent=(404, 409))
+        if response.status_code in (404, 409):
+            return ResidenceResult(False, response.status_code, personal_id, detail=_detail(response))
+        answer = response.json()
+        return ResidenceResult(
+            True,
+            response.status_code,
+            str(answer.get("personal_id", personal_id)),
+            residence_status=answer.get("residence_status"),
+            replayed=bool(answer.get("replayed", False)),
+        )
 
     async def _batch(self, ids: list[str], request_id: str | None) -> dict[str, Citizen]:
         if self._metrics is not None:
             self._metrics.ndxp_batch_size.observe(len(ids))
+        body = {"ids": ids, "purpose": self._purpose}
+        response = await self._call(_VERIFY, body, request_id, "verify-batch")
+        return self._parse(response.json())
+
+    async def _call(
+        self,
+        path: str,
+        body: dict[str, Any],
+        request_id: str | None,
+        what: str,
+        permanent: tuple[int, ...] = (),
+    ) -> httpx.Response:
+        """POST until the NDXP gives a final answer: 2xx or a `permanent` status; transient ones retried."""
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((NdxpUnavailableError, httpx.TransportError)),
             wait=self._wait,
@@ -168,7 +301,7 @@ class NdxpClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._post(ids, request_id)
+                return await self._post(path, body, request_id, what, permanent)
         raise AssertionError("unreachable: tenacity retries forever or re-raises")  # pragma: no cover
 
     def _wait(self, state: RetryCallState) -> float:
@@ -186,32 +319,37 @@ class NdxpClient:
             self._metrics.ndxp_retries.inc()
         _log_retry(state)
 
-    async def _post(self, ids: list[str], request_id: str | None) -> dict[str, Citizen]:
+    async def _post(
+        self, path: str, body: dict[str, Any], request_id: str | None, what: str, permanent: tuple[int, ...]
+    ) -> httpx.Response:
         self.calls += 1
         headers = {"X-Request-ID": request_id} if request_id else {}
-        body = {"ids": ids, "purpose": self._purpose}
         token = await self.tokens.token() if self.tokens else None
-        response = await self._send(body, headers, token)
+        response = await self._send(path, body, headers, token)
         if response.status_code == 401 and self.tokens is not None and token is not None:
             # Expired early, or the NDXP restarted with a new signing key: one new token, once.
             self.tokens.invalidate(token)
-            response = await self._send(body, headers, await self.tokens.token())
+            response = await self._send(path, body, headers, await self.tokens.token())
         if response.status_code in TRANSIENT_STATUS:
-            raise busy_error(response, "verify-batch")
+            raise busy_error(response, what)
         if response.status_code in (401, 403):
             how = "STREAMS_NDXP_CLIENT_ID/SECRET/SCOPE" if self.tokens else "STREAMS_NDXP_API_KEY"
-            raise ConfigurationError(
-                f"NDXP refused the credentials ({response.status_code}: {_detail(response)}): check {how}"
-            )
+            needs = f" ({what} needs the scopes {_WRITE_SCOPES[path]})" if path in _WRITE_SCOPES else ""
+            refused = f"NDXP refused the credentials ({response.status_code}: {_detail(response)})"
+            raise ConfigurationError(f"{refused}{needs}: check {how}")
+        if response.status_code in permanent:
+            return response
         response.raise_for_status()
-        return self._parse(response.json())
+        return response
 
-    async def _send(self, body: dict[str, Any], headers: dict[str, str], token: str | None) -> httpx.Response:
+    async def _send(
+        self, path: str, body: dict[str, Any], headers: dict[str, str], token: str | None
+    ) -> httpx.Response:
         if token is not None:
             headers = {**headers, "Authorization": f"Bearer {token}"}
         started = time.perf_counter()
         try:
-            response = await self._client.post("/v1/citizens/verify-batch", json=body, headers=headers)
+            response = await self._client.post(path, json=body, headers=headers)
         except httpx.TransportError as exc:
             if self._metrics is not None:
                 self._metrics.ndxp_call.observe(time.perf_counter() - started)

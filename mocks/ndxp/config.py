@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mocks.common.ratelimit import Rate
 from mocks.common.security import MIN_SECRET_BYTES, OAuthClient, check_distinct_keys
-from mocks.ndxp.scopes import AUDIT_READ, CITIZEN_SCOPES, KNOWN_SCOPES
+from mocks.ndxp.scopes import AUDIT_READ, CITIZEN_SCOPES, CIVIL_REGISTER, KNOWN_SCOPES, RESIDENCE_WRITE
 from mocks.ndxp.sqlite import checked_sqlite_url
 
 __all__ = ["DEV_API_KEYS", "DEV_AUDITOR_KEYS", "DEV_CLIENTS", "NdxpSettings", "get_settings"]
@@ -30,13 +30,14 @@ DEV_API_KEYS: dict[str, str] = {
 }
 DEV_AUDITOR_KEYS: dict[str, str] = {"c06-audit": "dev-key-c06-audit"}
 # Built-in OAuth clients of development: provinces get every citizen scope, the streams workers what
-# the outcome rules read, the auditor the audit. Production refuses these secrets.
+# the outcome rules read and the civil-status/residence writes, the auditor the audit. Production refuses
+# these secrets.
 DEV_CLIENTS: dict[str, OAuthClient] = {
     "lgsp-008": OAuthClient(secret=SecretStr("dev-secret-lgsp-008"), scopes=CITIZEN_SCOPES),
     "lgsp-052": OAuthClient(secret=SecretStr("dev-secret-lgsp-052"), scopes=CITIZEN_SCOPES),
     "popsync-streams": OAuthClient(
         secret=SecretStr("dev-secret-popsync-streams"),
-        scopes=("citizen.identity", "citizen.residence", "citizen.status"),
+        scopes=("citizen.identity", "citizen.residence", "citizen.status", CIVIL_REGISTER, RESIDENCE_WRITE),
     ),
     "c06-audit": OAuthClient(secret=SecretStr("dev-secret-c06-audit"), scopes=(AUDIT_READ,)),
 }

@@ -32,6 +32,8 @@ _INSERT = (
     f"INSERT INTO citizens ({', '.join(_COLUMNS)}, extra) "  # noqa: S608 - constant column names
     f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})"
 )
+# Civil-status registrations change a citizen in place: the whole row is written again.
+_UPSERT = _INSERT.replace("INSERT INTO", "INSERT OR REPLACE INTO", 1)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS citizens (
     personal_id TEXT PRIMARY KEY,
@@ -196,6 +198,11 @@ class PopulationDB:
                 )
             seen.add(c.personal_id)
         return DuplicateCitizenError(f"{where(chunk[0][0])}…: a constraint failed; nothing was kept")
+
+    def save(self, citizens: Iterable[Citizen]) -> None:
+        """Insert citizens, or replace those the NPD holds, inside the caller's transaction on this
+        thread's connection (no BEGIN of its own: the civil-status registrations commit all or nothing)."""
+        self.connections.get().executemany(_UPSERT, [_row(c) for c in citizens])
 
     def lookup_many(self, ids: list[str]) -> dict[str, Citizen]:
         """Map each queried ID (12-digit personal or 9-digit legacy) to its citizen; absent IDs are left out.

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
 
 from schemas.citizen import Citizen
+from schemas.provinces import is_province
 
 __all__ = [
     "MAX_BATCH",
@@ -20,12 +21,18 @@ __all__ = [
     "CitizenDisclosurePublic",
     "CitizenFieldsPublic",
     "CitizenPublic",
+    "CivilRegistrationsPublic",
+    "CivilRegistrationsQuery",
+    "CivilResultPublic",
     "FieldResult",
     "HealthPublic",
     "LegacyPublic",
     "Message",
     "OAuthErrorPublic",
     "Purpose",
+    "ResidenceDeregistration",
+    "ResidencePublic",
+    "ResidenceRegistration",
     "TokenPublic",
     "VerifyPublic",
     "VerifyQuery",
@@ -192,6 +199,87 @@ class OAuthErrorPublic(BaseModel):
 
     error: str
     error_description: str
+
+
+class CivilRegistrationsQuery(BaseModel):
+    """Civil-status records as the sector published them, decided and applied in order, all or nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    registrations: list[JsonValue] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description=f"1 to {MAX_BATCH} civil_status record objects (CONTRACT.md); split larger batches",
+    )
+    purpose: Purpose
+
+
+class CivilResultPublic(BaseModel):
+    """One registration's outcome (docs/civil-status.md), in request order."""
+
+    record_id: str | None = Field(description="the record's record_id; null for a rejected item without one")
+    outcome: str = Field(description="cleaned, corrected, unsynced/… or rejected")
+    fields: list[str] = Field(default_factory=list)
+    corrections: dict[str, str] = Field(default_factory=dict)
+    personal_id: str | None = Field(
+        default=None, description="synced only: the 12-digit ID issued (birth) or resolved (death, marriage)"
+    )
+    spouse_personal_id: str | None = Field(default=None, description="synced marriage: the spouse's ID")
+    replayed: bool = Field(
+        default=False, description="true: this record was registered before; the stored answer, no change"
+    )
+    detail: str | None = Field(default=None, description="rejected only: why the item is not a record")
+
+
+class CivilRegistrationsPublic(BaseModel):
+    results: list[CivilResultPublic]
+
+
+def _province(value: str) -> str:
+    if not is_province(value):
+        raise ValueError(f"province {value!r} is not one of the 63 province codes")
+    return value
+
+
+Reference = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Field(description="the caller's idempotency key: a repeat with it answers the same, changing nothing"),
+]
+
+
+class ResidenceRegistration(BaseModel):
+    """`POST /v1/residence/registrations`: register a citizen's permanent residence in `province`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    personal_id: str = Field(pattern=PERSONAL_ID_PATTERN)
+    province: str = Field(description="3-digit province code of the permanent residence")
+    since: date
+    reference: Reference
+    purpose: Purpose = "register a permanent residence"
+
+    _known_province = field_validator("province")(_province)
+
+
+class ResidenceDeregistration(BaseModel):
+    """`POST /v1/residence/deregistrations`: end a citizen's permanent residence on `on`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    personal_id: str = Field(pattern=PERSONAL_ID_PATTERN)
+    on: date
+    reference: Reference
+    purpose: Purpose = "end a permanent residence"
+
+
+class ResidencePublic(BaseModel):
+    """A residence change applied (or, `replayed`, applied before under the same reference)."""
+
+    personal_id: str
+    residence_status: Literal["registered", "ended"]
+    reference: str
+    replayed: bool = False
 
 
 class HealthPublic(BaseModel):

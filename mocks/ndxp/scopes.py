@@ -3,11 +3,14 @@
 | scope               | fields                                                                  |
 |---------------------|-------------------------------------------------------------------------|
 | `citizen.identity`  | personal_id, legacy_id, full_name, date_of_birth, gender                |
-| `citizen.residence` | permanent_province, current_residence, birth_province, home_town        |
+| `citizen.residence` | permanent_province, current_residence, birth_province, home_town,       |
+|                     | residence_status, residence_since, residence_ended_on                   |
 | `citizen.status`    | status, date_of_death (and `deceased` in a verification)                |
 | `citizen.family`    | marital_status, parents', spouse's, household head's names and IDs      |
 | `citizen.other`     | ethnicity, religion, nationality, blood_type, and any field not above   |
 | `audit.read`        | no citizen field: reading the disclosure audit (auditors only)          |
+| `civil.register`    | no field: registering births, deaths, marriages (changes the NPD)       |
+| `residence.write`   | no field: registering and ending permanent residences                   |
 
 A field the map does not name falls under `citizen.other`, so a new field of the NPD is withheld from
 every agency not explicitly trusted with "everything else", never disclosed by default.
@@ -20,13 +23,16 @@ from collections.abc import Iterable
 __all__ = [
     "AUDIT_READ",
     "CITIZEN_SCOPES",
+    "CIVIL_REGISTER",
     "FAMILY",
     "FIELD_SCOPES",
     "IDENTITY",
     "KNOWN_SCOPES",
     "OTHER",
     "RESIDENCE",
+    "RESIDENCE_WRITE",
     "STATUS",
+    "WRITE_SCOPES",
     "field_scope",
     "split_fields",
 ]
@@ -39,12 +45,23 @@ IDENTITY, RESIDENCE, STATUS, FAMILY, OTHER = (
     "citizen.other",
 )
 AUDIT_READ = "audit.read"
+# Scopes that change the NPD; they disclose no field by themselves.
+CIVIL_REGISTER, RESIDENCE_WRITE = "civil.register", "residence.write"
 CITIZEN_SCOPES: tuple[str, ...] = (IDENTITY, RESIDENCE, STATUS, FAMILY, OTHER)
-KNOWN_SCOPES: frozenset[str] = frozenset({*CITIZEN_SCOPES, AUDIT_READ})
+WRITE_SCOPES: tuple[str, ...] = (CIVIL_REGISTER, RESIDENCE_WRITE)
+KNOWN_SCOPES: frozenset[str] = frozenset({*CITIZEN_SCOPES, AUDIT_READ, *WRITE_SCOPES})
 
 _FIELDS: dict[str, tuple[str, ...]] = {
     IDENTITY: ("personal_id", "legacy_id", "full_name", "date_of_birth", "gender"),
-    RESIDENCE: ("permanent_province", "current_residence", "birth_province", "home_town"),
+    RESIDENCE: (
+        "permanent_province",
+        "current_residence",
+        "birth_province",
+        "home_town",
+        "residence_status",  # pending (a birth awaiting registration), registered, ended
+        "residence_since",
+        "residence_ended_on",
+    ),
     STATUS: ("status", "date_of_death", "deceased"),
     FAMILY: (
         "marital_status",

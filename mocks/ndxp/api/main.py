@@ -1,10 +1,10 @@
-"""The versioned API router (`/v1`): citizens, legacy-ID resolution and the audit."""
+"""The versioned API router (`/v1`): citizens, legacy-ID resolution, civil status, residence and the audit."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mocks.ndxp.api.routes import audit, citizens, legacy
+from mocks.ndxp.api.routes import audit, citizens, civil, legacy, residence
 from mocks.ndxp.models import Message
 
 __all__ = ["api_router"]
@@ -18,4 +18,6 @@ api_router = APIRouter(
 )
 api_router.include_router(citizens.router)
 api_router.include_router(legacy.router)
+api_router.include_router(civil.router)
+api_router.include_router(residence.router)
 api_router.include_router(audit.router)
