@@ -196,19 +196,47 @@ def population_generate(
 
 
 @app.command()
-def report(summary: Annotated[Path, typer.Argument(help="a summary JSON written by simulate")]) -> None:
-    """Print a summary's report lines in the seeds' style."""
-    from popsync.exceptions import PopsyncError
-    from popsync.report import eid_report_line, report_line
+def report(
+    summaries: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="SUMMARY.json", help="summary JSON files written by simulate; merged per province"
+        ),
+    ],
+    markdown: Annotated[Path | None, typer.Option(help="also write the Markdown report to this file")] = None,
+    # A plain str checked below, not the Lang enum: typer would need Lang imported at the top of this file.
+    lang: Annotated[
+        str, typer.Option(metavar="[vi|en]", help="vi: the seeds' Vietnamese; en: English")
+    ] = "vi",
+    lines: Annotated[
+        bool, typer.Option("--lines", help="print simulate's one-line report lines instead of the Markdown")
+    ] = False,
+) -> None:
+    """Print the Markdown report of one or more summaries, per province and sector, in the seeds' style."""
+    from popsync.report import Lang, ReportError, eid_report_line, load_summary, report_line
+    from popsync.report_md import merge_summaries, render_markdown
 
+    if lang not in tuple(Lang):
+        raise typer.BadParameter(f"{lang!r} is not one of vi, en", param_hint="'--lang'")
+    # Reported here rather than by main(): every way in (a test's CliRunner too) gets one line and status 2.
     try:
-        data = json.loads(summary.read_text(encoding="utf-8"))
-        for total in data["totals"]:
-            console.print(report_line(total))
-        for entry in data.get("eid", []):
-            console.print(eid_report_line(entry))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise PopsyncError(f"{summary} is not a popsync summary: {exc}") from exc
+        merged = merge_summaries((str(path), load_summary(path)) for path in summaries)
+        text = render_markdown(merged, Lang(lang))
+        if markdown is not None:
+            try:
+                markdown.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise ReportError(f"cannot write the report to {markdown}: {exc.strerror or exc}") from exc
+    except ReportError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if not lines:
+        typer.echo(text, nl=False)
+        return
+    for total in merged.totals.values():
+        console.print(report_line(total), highlight=False)
+    for entry in merged.eid.values():
+        console.print(eid_report_line(entry), highlight=False)
 
 
 def _register_commands() -> None:

@@ -138,7 +138,7 @@ def test_simulate_reports_in_the_seeds_style_and_writes_the_files(tiny_run: tupl
 def test_report_prints_the_same_line_from_the_summary(tiny_run: tuple[Ran, Path]) -> None:
     ran, directory = tiny_run
     assert ran.returncode == 0, ran.stderr[-3000:]
-    again = popsync(["report", "s.json"], cwd=directory, bootstrap=CLOSED_PORT)
+    again = popsync(["report", "s.json", "--lines"], cwd=directory, bootstrap=CLOSED_PORT)
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines() == [EXPECTED_LINE]
 
@@ -203,7 +203,7 @@ def test_a_scenario_error_with_brackets_in_its_path(tmp_path: Path) -> None:
 def test_report_prints_a_seed_sized_line_on_one_line(tmp_path: Path) -> None:
     figures = {"sector": "insurance", "province": "008", "total": 757543, "synced": 755363, "unsynced": 2180}
     (tmp_path / "s.json").write_text(json.dumps({"totals": [figures]}), encoding="utf-8")
-    ran = popsync(["report", "s.json"], cwd=tmp_path, bootstrap=CLOSED_PORT)
+    ran = popsync(["report", "s.json", "--lines"], cwd=tmp_path, bootstrap=CLOSED_PORT)
     assert ran.returncode == 0
     assert ran.stdout.splitlines() == [SEED_LINE]
 
@@ -213,7 +213,14 @@ def test_report_of_a_seed_sized_summary_says_the_seed_figures(tmp_path: Path) ->
     (tmp_path / "s.json").write_text(json.dumps({"totals": [figures]}), encoding="utf-8")
     ran = popsync(["report", "s.json"], cwd=tmp_path, bootstrap=CLOSED_PORT)
     assert ran.returncode == 0
-    assert " ".join(ran.stdout.split()) == SEED_LINE
+    # The Markdown report, in the seed's own sentence (000_…txt, insurance paragraph).
+    text = " ".join(ran.stdout.split())
+    assert "## Tuyên Quang (008)" in ran.stdout
+    assert (
+        "đã được cập nhật và xác thực với Cơ sở dữ liệu quốc gia về dân cư: 755.363/757.543 người, "
+        "đạt tỷ lệ 99,71%. Số người có thông tin chưa đồng bộ với Cơ sở dữ liệu quốc gia về dân cư: "
+        "2.180/757.543, chiếm 0,29%."
+    ) in text
 
 
 @pytest.mark.parametrize(
