@@ -1,6 +1,19 @@
 """popsync: schemas."""
 
 from schemas.citizen import Citizen, mask_id
+from schemas.civil import (
+    CIVIL_FIELDS,
+    CivilDecision,
+    IdSpaceExhaustedError,
+    NewCitizen,
+    NpdChange,
+    Registration,
+    UpdateCitizen,
+    decide_civil,
+    issue_personal_id,
+    lookup_ids,
+    registration_key,
+)
 from schemas.names import fold_diacritics, mask_name, normalize_name
 from schemas.outcomes import RECORD_OUTCOMES, SECTORS, UNSYNCED_OUTCOMES, Outcome, Sector, is_synced
 from schemas.personal_id import century_digit, consistent_with, decode, id_shape, make_personal_id
@@ -18,26 +31,36 @@ from schemas.records import (
 from schemas.rules import Decision, decide, holder_key, lookup_key
 
 __all__ = [
+    "CIVIL_FIELDS",
     "PROVINCES",
     "RECORD_OUTCOMES",
     "REQUIRED_FIELDS",
     "SECTORS",
     "UNSYNCED_OUTCOMES",
     "Citizen",
+    "CivilDecision",
     "Decision",
+    "IdSpaceExhaustedError",
+    "NewCitizen",
+    "NpdChange",
     "Outcome",
     "Record",
+    "Registration",
     "Rejected",
     "Sector",
+    "UpdateCitizen",
     "century_digit",
     "consistent_with",
     "decide",
+    "decide_civil",
     "decode",
     "fold_diacritics",
     "holder_key",
     "id_shape",
     "is_province",
     "is_synced",
+    "issue_personal_id",
+    "lookup_ids",
     "lookup_key",
     "make_personal_id",
     "mask_id",
@@ -49,4 +72,5 @@ __all__ = [
     "parse_line",
     "parse_object",
     "province_name",
+    "registration_key",
 ]

@@ -23,7 +23,7 @@ from mocks.common.security import OAuthError, bearer_token
 from mocks.ndxp.audit import AuditLog
 from mocks.ndxp.config import NdxpSettings
 from mocks.ndxp.db import PopulationStore
-from mocks.ndxp.scopes import AUDIT_READ, CITIZEN_SCOPES
+from mocks.ndxp.scopes import AUDIT_READ, CITIZEN_SCOPES, CIVIL_REGISTER, RESIDENCE_WRITE
 
 __all__ = [
     "AgencyDep",
@@ -58,6 +58,8 @@ _oauth2 = OAuth2(
                 "citizen.family": "marital status, parents, spouse, household head",
                 "citizen.other": "ethnicity, religion, nationality, blood type and any other field",
                 AUDIT_READ: "read the disclosure audit (auditors only)",
+                CIVIL_REGISTER: "register births, deaths and marriages (changes the NPD, discloses nothing)",
+                RESIDENCE_WRITE: "register and end permanent residences (changes the NPD, discloses nothing)",
             },
         )
     ),

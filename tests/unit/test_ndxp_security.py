@@ -31,7 +31,7 @@ from mocks.common.security import (
 from mocks.ndxp.config import NdxpSettings
 from mocks.ndxp.db import PopulationDB
 from mocks.ndxp.main import create_app
-from mocks.ndxp.scopes import CITIZEN_SCOPES, field_scope, split_fields
+from mocks.ndxp.scopes import CITIZEN_SCOPES, KNOWN_SCOPES, field_scope, split_fields
 from schemas.citizen import Citizen
 from streams.exceptions import ConfigurationError
 from streams.metrics import WorkerMetrics
@@ -388,8 +388,9 @@ def test_over_the_rate_limit_is_429_with_retry_after(app: FastAPI) -> None:
 
 
 def test_only_disclosures_write_the_audit(app: FastAPI) -> None:
-    """The route inventory is closed: every route that can write the audit is a disclosure, and the
-    audit route itself is GET only. Calling everything else leaves the audit as it was."""
+    """The route inventory is closed: every route that can write the audit is a disclosure or an NPD
+    write (each behind its write scope), and the audit route itself is GET only. Calling everything
+    else, or a write without its scope, leaves the audit as it was."""
     # FastAPI keeps included routers apart from `app.routes`: the OpenAPI paths list every API route.
     routes = {(m.upper(), path) for path, ops in app.openapi()["paths"].items() for m in ops}
     routes |= {(m, r.path) for r in app.routes for m in (getattr(r, "methods", None) or ()) if m != "HEAD"}
@@ -397,11 +398,31 @@ def test_only_disclosures_write_the_audit(app: FastAPI) -> None:
         ("GET", "/v1/citizens/{personal_id}"), ("POST", "/v1/citizens/verify"),
         ("POST", "/v1/citizens/verify-batch"), ("GET", "/v1/legacy/{legacy_id}"),
     }  # fmt: skip
+    # NPD writes: route → (the scope it takes, a valid body).
+    writing: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
+        ("POST", "/v1/civil-status/registrations"): ("civil.register", {
+            "registrations": [{
+                "record_id": "d1", "sector": "civil_status", "province": "008", "event": "death",
+                "event_date": "2024-01-15", "registration_no": "KT-1", "personal_id": DUC.personal_id,
+                "full_name": DUC.full_name, "date_of_birth": "1990-05-17", "gender": "male",
+            }],
+            "purpose": "p",
+        }),
+        ("POST", "/v1/residence/registrations"): ("residence.write", {
+            "personal_id": DUC.personal_id, "province": "052", "since": "2024-01-01", "reference": "r1",
+        }),
+        ("POST", "/v1/residence/deregistrations"): ("residence.write", {
+            "personal_id": DUC.personal_id, "on": "2024-01-01", "reference": "r2",
+        }),
+    }  # fmt: skip
     others = {
         ("GET", "/health"), ("GET", "/metrics"), ("POST", "/oauth/token"), ("GET", "/v1/audit"),
         ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"), ("GET", "/openapi.json"),
     }  # fmt: skip
-    assert routes == disclosing | others
+    assert routes == disclosing | set(writing) | others
+    # The OpenAPI document offers every scope a client can be given, the write scopes included.
+    flows = app.openapi()["components"]["securitySchemes"]["OAuth2"]["flows"]
+    assert set(flows["clientCredentials"]["scopes"]) == KNOWN_SCOPES
 
     async def scenario(c: httpx.AsyncClient) -> None:
         auditor = await bearer(c, "auditor")
@@ -409,6 +430,13 @@ def test_only_disclosures_write_the_audit(app: FastAPI) -> None:
             await c.request(method, path, headers=auditor)
         for method in ("POST", "PUT", "PATCH", "DELETE"):
             assert (await c.request(method, "/v1/audit", headers=auditor)).status_code == 405
+        streams = await bearer(c, "streams")  # every citizen scope it reads, neither write scope
+        for (method, path), (scope, body) in sorted(writing.items()):
+            for headers in (auditor, streams):
+                refused = await c.request(method, path, json=body, headers=headers)
+                assert refused.status_code == 403, (path, refused.text)
+            assert scope in refused.json()["detail"], path
+            assert f'scope="{scope}"' in refused.headers["WWW-Authenticate"], path
         assert app.state.audit.count() == 0
 
     run(app, scenario)

@@ -15,6 +15,7 @@ from schemas.records import (
     REQUIRED_FIELDS,
     Record,
     Rejected,
+    civil_required,
     parse_date,
     parse_event,
     parse_gender,
@@ -315,9 +316,26 @@ def test_required_fields_per_sector() -> None:
     identity = ("personal_id", "full_name", "date_of_birth", "gender")
     assert dict(REQUIRED_FIELDS) == {
         "insurance": (*identity, "insurance_code"),
-        "civil_status": (*identity, "event", "event_date", "registration_no"),
+        "civil_status": (*identity, "event", "event_date", "registration_no", "spouse_id"),
         "labour": identity,
     }
+
+
+@pytest.mark.parametrize(
+    ("event", "required"),
+    [
+        ("birth", ("full_name", "date_of_birth", "gender", "event", "event_date", "registration_no")),
+        (
+            "death",
+            ("personal_id", "full_name", "date_of_birth", "gender", "event", "event_date", "registration_no"),
+        ),
+        ("marriage", REQUIRED_FIELDS["civil_status"]),
+        (None, ("full_name", "date_of_birth", "gender", "event", "event_date", "registration_no")),
+    ],
+    ids=["birth-no-id-no-spouse", "death-no-spouse", "marriage-everything", "unreadable-event"],
+)
+def test_civil_required_per_event(event: Any, required: tuple[str, ...]) -> None:
+    assert civil_required(event) == required
 
 
 @pytest.mark.parametrize(
@@ -337,12 +355,28 @@ def test_required_fields_per_sector() -> None:
         ),
         ("civil_status", {"event": "death", "event_date": "2023-01-01", "registration_no": "1"}, ()),
         ("civil_status", {}, ("event", "event_date", "registration_no")),
-        ("civil_status", {"personal_id": ABSENT}, ("personal_id", "event", "event_date", "registration_no")),
+        ("civil_status", {"personal_id": ABSENT}, ("event", "event_date", "registration_no")),
+        ("civil_status", {"event": "divorce", "spouse_id": 5}, ("event", "event_date", "registration_no")),
         ("civil_status", {"personal_id": ABSENT, "event": " Birth "}, ("event_date", "registration_no")),
         (
             "civil_status",
-            {"event": "marriage", "personal_id": " "},
+            {"event": "DEATH", "personal_id": " "},
             ("personal_id", "event_date", "registration_no"),
+        ),
+        (
+            "civil_status",
+            {"event": "marriage", "personal_id": " "},
+            ("personal_id", "event_date", "registration_no", "spouse_id"),
+        ),
+        (
+            "civil_status",
+            {
+                "event": "marriage",
+                "event_date": "2023-01-01",
+                "registration_no": "1",
+                "spouse_id": 19192000001,
+            },
+            ("spouse_id",),
         ),
     ],
     ids=[
@@ -352,9 +386,12 @@ def test_required_fields_per_sector() -> None:
         "in-required-order",
         "civil-complete",
         "civil-without-event-fields",
-        "civil-no-event-needs-id",
+        "civil-no-event-needs-no-id",
+        "civil-unreadable-event-needs-no-spouse",
         "birth-needs-no-id",
-        "marriage-needs-id",
+        "death-needs-id",
+        "marriage-needs-id-and-spouse",
+        "marriage-spouse-not-a-string",
     ],
 )
 def test_missing_lists_required_fields_in_order(

@@ -1,4 +1,8 @@
-"""The outcome rules 2–12 (`schemas.rules.decide`): every rule, every precedence, every reading."""
+"""The outcome rules 2–12 (`schemas.rules.decide`): every rule, every precedence, every reading.
+
+Civil-status records are decided by `schemas.civil.decide_civil` (tests/unit/test_civil_rules.py);
+`decide` refuses them, so the sectors here are insurance and labour.
+"""
 
 from __future__ import annotations
 
@@ -48,9 +52,8 @@ BASE: dict[str, Any] = {
 EXTRAS: dict[str, dict[str, Any]] = {
     "insurance": {"insurance_code": "0123456789"},
     "labour": {"occupation": "nông dân"},
-    "civil_status": {"event": "death", "event_date": "2023-05-06", "registration_no": "HT-2023-001"},
 }
-SECTORS = ("insurance", "labour", "civil_status")
+SECTORS = ("insurance", "labour")
 POST_IDENTITY = {
     Outcome.DUPLICATE,
     Outcome.DECEASED,
@@ -241,7 +244,7 @@ def test_labour_citizen_who_moved_is_moved() -> None:
     assert decide(rec("labour"), citizen(permanent_province="019"), None) == MOVED
 
 
-@pytest.mark.parametrize("sector", ["insurance", "civil_status"])
+@pytest.mark.parametrize("sector", [s for s in SECTORS if s != "labour"])
 def test_moved_applies_to_labour_only(sector: str) -> None:
     assert decide(rec(sector), citizen(permanent_province="019"), None) == CLEANED
 
@@ -386,7 +389,7 @@ def test_same_id_in_other_sources_is_not_duplicate() -> None:
         source.process(rec("insurance", record_id="r1")),
         source.process(rec("labour", record_id="r1")),
         source.process(rec("insurance", record_id="r2", province="019")),
-        source.process(rec("civil_status", record_id="r1", province="052")),
+        source.process(rec("insurance", record_id="r1", province="052")),
     ]
     assert outcomes == [Outcome.CLEANED] * 4
 
@@ -525,38 +528,40 @@ def test_unreadable_required_field_is_missing(changes: dict[str, Any], fields: t
 
 def test_optional_fields_are_not_required() -> None:
     assert decide(rec("labour", occupation=ABSENT, employment_status=None), citizen(), None) == CLEANED
-    assert decide(rec("civil_status", spouse_id=5), citizen(), None) == CLEANED
+    # Fields of another sector's records are not required either.
+    assert decide(rec("labour", insurance_code="x", event="divorce"), citizen(), None) == CLEANED
+
+
+# ---------------------------------------------------------------- civil_status: not decided here
+
+
+CIVIL: dict[str, Any] = {
+    **BASE,
+    "sector": "civil_status",
+    "event": "death",
+    "event_date": "2023-05-06",
+    "registration_no": "HT-2023-001",
+}
 
 
 @pytest.mark.parametrize(
-    ("changes", "fields"),
+    "changes",
     [
-        pytest.param({"event": "divorce"}, ("event",), id="unknown-event"),
-        pytest.param({"event": ABSENT}, ("event",), id="event-absent"),
-        pytest.param({"event_date": "31/04/2023"}, ("event_date",), id="event-date-unreal"),
-        pytest.param({"registration_no": "  "}, ("registration_no",), id="registration-blank"),
-        pytest.param({"event": "marriage", "personal_id": ABSENT}, ("personal_id",), id="marriage-needs-id"),
-        pytest.param({"event": "birth", "personal_id": ABSENT}, ("personal_id",), id="birth-without-id"),
-        pytest.param(
-            {"event": "birth", "personal_id": None, "registration_no": ABSENT},
-            ("personal_id", "registration_no"),
-            id="birth-without-id-or-registration",
-        ),
+        pytest.param({}, id="death"),
+        pytest.param({"event": "marriage", "spouse_id": "052090123456"}, id="marriage"),
+        pytest.param({"event": "birth", "personal_id": ABSENT}, id="birth"),
+        pytest.param({"event": "divorce", "full_name": " "}, id="missing-fields"),
+        pytest.param({"personal_id": "abc"}, id="malformed-id"),
     ],
 )
-def test_civil_status_required_fields(changes: dict[str, Any], fields: tuple[str, ...]) -> None:
-    # A birth without an ID is PROVISIONALLY missing_fields: the civil-status rules (issue an ID) come later.
-    record = rec("civil_status", **changes)
-    assert decide(record, citizen(), None) == missing(*fields)
-    assert lookup_key(record) is None
-
-
-def test_birth_record_does_not_list_personal_id_in_its_own_missing() -> None:
-    assert rec("civil_status", event="Birth", personal_id=ABSENT).missing == ()
-
-
-def test_birth_with_an_id_is_decided_like_any_record() -> None:
-    assert decide(rec("civil_status", event="birth"), citizen(), None) == CLEANED
+def test_decide_refuses_civil_status_records(changes: dict[str, Any]) -> None:
+    # Civil-status events change the NPD: schemas.civil.decide_civil decides them, whatever they hold.
+    obj = {k: v for k, v in (CIVIL | changes).items() if v is not ABSENT}
+    record = parse_object(obj)
+    assert isinstance(record, Record) and record.sector == "civil_status"
+    for npd, first in ((citizen(), None), (None, None), (citizen(), "r0")):
+        with pytest.raises(ValueError, match=r"civil_status record.*schemas\.civil\.decide_civil"):
+            decide(record, npd, first)
 
 
 def test_missing_beats_malformed_and_everything_after() -> None:
@@ -633,9 +638,6 @@ UNREADABLE: dict[str, tuple[Any, ...]] = {
     "date_of_birth": (ABSENT, None, "2023-02-29", "1/2/1990", "1990-13-01", 1990),
     "gender": (ABSENT, None, "M", "nu", "other", 0),
     "insurance_code": (ABSENT, None, "12345", "０１２３４５６７８９", 123456789),
-    "event": (ABSENT, "divorce", ""),
-    "event_date": (ABSENT, "2023-02-30", "x"),
-    "registration_no": (ABSENT, "  ", 42),
 }
 
 
@@ -724,8 +726,6 @@ def build_case(defects: set[str], sector: str, rng: random.Random, noise: bool) 
         "gender": sex,
         **EXTRAS[sector],
     }
-    if sector == "civil_status":
-        obj["event"] = rng.choice(("birth", "death", "marriage"))
     if noise:
         obj["full_name"] = noisy_name(name, rng)
         obj["date_of_birth"] = rng.choice((dob.isoformat(), dob.strftime("%d/%m/%Y")))
@@ -846,7 +846,8 @@ CITIZENS = (
     citizen(permanent_province="019"),
     citizen(full_name="Đặng Đức", date_of_birth=date(2090, 1, 1)),
 )
-# Per field, readable values a generated record mostly takes; otherwise anything from POOL.
+# Per field, readable values a generated record mostly takes; otherwise anything from POOL. The
+# civil-status fields are noise on the records of the sectors `decide` judges.
 READABLE: dict[str, tuple[Any, ...]] = {
     "personal_id": (AN_ID, f" {AN_ID}\t", AN_LEGACY),
     "full_name": (AN_NAME, nfd(AN_NAME.upper()), "Nguyen Thi Anh", "Đặng Đức", "Lê Văn Tám"),
