@@ -49,8 +49,14 @@ def simulate(
     timeout: Annotated[float, typer.Option(help="seconds to wait for every outcome")] = 3600.0,
     dashboard: Annotated[bool, typer.Option(help="serve the live dashboard while the run lasts")] = False,
     dashboard_port: Annotated[int, typer.Option(help="port of the dashboard (0: a free one)")] = 8700,
+    report: Annotated[
+        Path | None, typer.Option(help="write the Markdown report (as `popsync report` prints it) here")
+    ] = None,
+    lang: Annotated[str, typer.Option(help="language of the report: vi (the seeds') or en")] = "vi",
 ) -> None:
     """Start everything the scenario needs, publish its records, wait for every outcome, report."""
+    if lang not in ("vi", "en"):
+        raise typer.BadParameter(f"{lang!r} is not one of vi, en", param_hint="'--lang'")
     from popsync.simulate import RunOptions
     from popsync.simulate import simulate as run
 
@@ -63,6 +69,8 @@ def simulate(
         keep_workdir=workdir is not None,
         timeout_s=timeout,
         dashboard_port=dashboard_port if dashboard else None,
+        report=report,
+        lang=lang,
     )
     run(scenario, options, console)
 

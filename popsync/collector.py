@@ -12,6 +12,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from schemas.outcomes import is_synced
+from streams.chain_steps import apply_step
 from streams.kafka_security import KafkaSecurity, get_kafka_security
 from streams.topics import TopicNames
 
@@ -31,6 +32,8 @@ class RecordResult:
     legacy_id: bool = False  # the record carried a 9-digit legacy ID
     first_outcome: str | None = None  # the outcome of version 1, once a later version superseded it
     first_decided_ms: int = 0
+    event: str = ""  # civil status: birth, death or marriage
+    chain: str = ""  # made by a linked-procedure chain (a child's card), not published by an LGSP
 
 
 class Collector:
@@ -48,6 +51,10 @@ class Collector:
         self.results: dict[str, RecordResult] = {}
         self.rejected: dict[str, dict[str, Any]] = {}
         self.progress: dict[int, tuple[int, dict[str, int]]] = {}  # results partition -> (ts, counts)
+        self.chains: dict[str, dict[str, Any]] = {}  # chain ID -> state (streams.chain_steps)
+        self.chain_progress: dict[int, tuple[int, dict[str, int]]] = {}
+        self.chain_records = 0  # results of records a chain made (not published by a connector)
+        self.chains_due = 0  # synced births and deaths: each starts a chain
         self.per_source: Counter[tuple[str, str]] = Counter()
         self.synced_per_source: Counter[tuple[str, str]] = Counter()
         self.lock = threading.Lock()
@@ -65,7 +72,13 @@ class Collector:
         self.error: BaseException | None = None
 
     def start(self) -> Collector:
-        wanted = (self.topics.results, self.topics.deadletter, self.topics.progress)
+        wanted = (
+            self.topics.results,
+            self.topics.deadletter,
+            self.topics.progress,
+            self.topics.chain_steps,
+            self.topics.chain_progress,
+        )
         partitions = [
             TopicPartition(t, p) for t in wanted for p in sorted(self._consumer.partitions_for_topic(t) or ())
         ]
@@ -96,13 +109,18 @@ class Collector:
             elif tp.topic == self.topics.deadletter:
                 for m in messages:
                     self.rejected[m.key.decode()] = json.loads(m.value)
+            elif tp.topic == self.topics.chain_steps:
+                for m in messages:
+                    key = m.key.decode()
+                    self.chains[key] = apply_step(self.chains.get(key), json.loads(m.value))
             else:
+                target = self.progress if tp.topic == self.topics.progress else self.chain_progress
                 for m in messages:
                     body = json.loads(m.value)
                     for part, counts in body.get("partitions", {}).items():
-                        previous = self.progress.get(int(part))
+                        previous = target.get(int(part))
                         if previous is None or previous[0] <= body["ts_ms"]:
-                            self.progress[int(part)] = (body["ts_ms"], counts)
+                            target[int(part)] = (body["ts_ms"], counts)
 
     def _result(self, key: str, body: dict[str, Any]) -> None:
         previous = self.results.get(key)
@@ -112,6 +130,8 @@ class Collector:
         source = (body["sector"], body["province"])
         if previous is None:
             self.per_source[source] += 1
+            self.chain_records += bool(body.get("chain"))
+            self.chains_due += body.get("event") in ("birth", "death") and is_synced(body["outcome"])
         elif is_synced(previous.outcome):
             self.synced_per_source[source] -= 1
         if is_synced(body["outcome"]):
@@ -133,6 +153,8 @@ class Collector:
             bool(body.get("legacy_id")),
             first,
             first_ms,
+            str(body.get("event") or ""),
+            str(body.get("chain") or ""),
         )
 
     def stream_counts(self) -> Counter[str]:
@@ -140,6 +162,14 @@ class Collector:
         with self.lock:
             total: Counter[str] = Counter()
             for _, counts in self.progress.values():
+                total.update(counts)
+            return total
+
+    def chain_counts(self) -> Counter[str]:
+        """Sum of the latest chain snapshot of every partition (the workers' own chain counts)."""
+        with self.lock:
+            total: Counter[str] = Counter()
+            for _, counts in self.chain_progress.values():
                 total.update(counts)
             return total
 

@@ -25,7 +25,9 @@ __all__ = [
     "Lang",
     "ReportError",
     "breakdown_rows",
+    "chain_report_line",
     "check_summary",
+    "cleansing_report_line",
     "eid_report_line",
     "en_int",
     "en_percent",
@@ -323,3 +325,34 @@ def _times(entry: Mapping[str, Any], where: str, key: str) -> None:
         for t in value.values()
     ):
         raise ValueError(f"{where}: {key} must map p50, p95, max to seconds, got {value!r}")
+
+
+CHAIN_LABELS = {
+    "birth": "Liên thông khai sinh - thường trú - thẻ BHYT trẻ em dưới 6 tuổi",
+    "death": "Liên thông khai tử - xóa thường trú - trợ cấp mai táng phí",
+}
+
+
+def chain_report_line(entry: Mapping[str, Any]) -> str:
+    """`Liên thông khai sinh - … (008): hoàn thành 913/913 hồ sơ (100,00%); dừng 0; đang xử lý 0`."""
+    started, done = int(entry["started"]), int(entry["completed"])
+    label = CHAIN_LABELS.get(str(entry["kind"]), str(entry["kind"]))
+    return (
+        f"{label} ({entry['province']}): hoàn thành {vn_int(done)}/{vn_int(started)} hồ sơ "
+        f"({vn_percent(done, started)}); dừng {vn_int(int(entry['stalled']))}; "
+        f"đang xử lý {vn_int(int(entry['in_progress']))}"
+    )
+
+
+def cleansing_report_line(entry: Mapping[str, Any]) -> str:
+    """`Làm sạch lại người lao động (052): 54.933/55.341 bản ghi chưa đồng bộ đã sửa, gửi lại và đồng bộ`."""
+    label = SECTOR_LABELS.get(str(entry["sector"]), str(entry["sector"]))
+    fixed, tasks = int(entry["fixed"]), int(entry["tasks"])
+    parts = "; ".join(
+        f"{OUTCOME_LABELS.get(k, k)} {vn_int(int(n))}/{vn_int(int(entry['tasks_by_outcome'].get(k, 0)))}"
+        for k, n in sorted(entry.get("fixed_by_outcome", {}).items())
+    )
+    return (
+        f"Làm sạch lại {label} ({entry['province']}): {vn_int(fixed)}/{vn_int(tasks)} bản ghi chưa đồng bộ "
+        f"đã được sửa, gửi lại và đồng bộ ({vn_percent(fixed, tasks)})" + (f": {parts}" if parts else "")
+    )

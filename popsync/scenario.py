@@ -6,19 +6,22 @@ import re
 import types
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from connectors.civil_gen import CivilGenerateSpec
 from connectors.cleansing import CleansingSpec
 from connectors.generate import GenerateSpec
 from mocks.ndxp.population_exact import EARLIEST_AS_OF, LATEST_AS_OF, AgeGroups
@@ -176,13 +179,32 @@ class PopulationSpec(BaseModel):
         return self
 
 
+_CIVIL_KEYS = frozenset({"births", "late_births", "deaths", "marriages", "period"})
+# Tags of the two `generate:` forms; a validation error's key path leaves them out.
+_TAGS = frozenset({"sector_records", "civil_records"})
+
+
+def _generate_form(value: Any) -> str:
+    """Which `generate:` block this is: civil-status events, or insurance/labour records."""
+    if isinstance(value, CivilGenerateSpec) or (isinstance(value, dict) and _CIVIL_KEYS & set(value)):
+        return "civil_records"
+    return "sector_records"
+
+
+_Generate = Annotated[
+    Annotated[GenerateSpec, Tag("sector_records")] | Annotated[CivilGenerateSpec, Tag("civil_records")],
+    Discriminator(_generate_form),
+]
+
+
 class SourceSpec(BaseModel):
     """One source: a (sector, province) LGSP publishing generated records or a records file."""
 
     model_config = ConfigDict(extra="forbid")
     sector: Sector
     province: str
-    generate: GenerateSpec | None = None
+    # insurance and labour: GenerateSpec; civil_status: CivilGenerateSpec (chosen by `sector`).
+    generate: _Generate | None = None
     file: Path | None = None
     rate: float | None = Field(default=None, gt=0, description="records per second; unlimited when absent")
     # Sources of one stage run together; a stage starts once every record of the stages before it has
@@ -197,6 +219,17 @@ class SourceSpec(BaseModel):
     def _one_kind(self) -> SourceSpec:
         if (self.generate is None) == (self.file is None):
             raise ValueError("a source needs exactly one of `generate` or `file`")
+        civil = self.sector is Sector.CIVIL_STATUS
+        if self.generate is not None and isinstance(self.generate, CivilGenerateSpec) != civil:
+            raise ValueError(
+                "a civil_status source generates births, late_births, deaths, marriages (with corrected "
+                "and unsynced); an insurance or labour source generates records (with corrected and unsynced)"
+            )
+        if self.cleansing is not None and self.sector is Sector.CIVIL_STATUS:
+            raise ValueError(
+                "cleansing is for insurance and labour sources; a civil-status registration is corrected "
+                "by registering it again with the civil-status office"
+            )
         return self
 
 
@@ -398,6 +431,19 @@ class Scenario(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _one_generated_civil_source_per_province(self) -> Scenario:
+        seen: set[str] = set()
+        for source in self.sources:
+            if source.sector is Sector.CIVIL_STATUS and source.generate is not None:
+                if source.province in seen:
+                    raise ValueError(
+                        f"sources: two generated civil_status sources for {source.province} would issue the "
+                        "same registration numbers; merge their counts into one source"
+                    )
+                seen.add(source.province)
+        return self
+
+    @model_validator(mode="after")
     def _eid_consistent(self) -> Scenario:
         seen: set[str] = set()
         for spec in self.eid:
@@ -426,7 +472,7 @@ class Scenario(BaseModel):
 
 
 def _where(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
+    return ".".join(str(p) for p in loc if p not in _TAGS) or "(top level)"
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

@@ -35,18 +35,35 @@ from popsync.exceptions import ExpectationFailed
 from popsync.kafka_local import kafka_broker
 from popsync.lagwatch import LagMonitor
 from popsync.population import scenario_population
-from popsync.report import SECTOR_LABELS, eid_report_line, report_line, vn_int
+from popsync.report import (
+    SECTOR_LABELS,
+    Lang,
+    chain_report_line,
+    cleansing_report_line,
+    eid_report_line,
+    report_line,
+    vn_int,
+)
+from popsync.report_md import merge_summaries, render_markdown
 from popsync.scenario import Scenario, load_scenario
 from popsync.services import ManagedProcess, free_port, popsync_command
 from popsync.stages import (
     Published,
     publish_stage,
+    wait_for_chains,
     wait_for_cleansing,
     wait_for_outcomes,
     wait_for_stream_counts,
 )
-from popsync.summary import build_summary, check_eid_expectations, check_expectations, write_results
+from popsync.summary import (
+    build_summary,
+    check_chain_expectations,
+    check_eid_expectations,
+    check_expectations,
+    write_results,
+)
 from schemas.citizen import Citizen
+from schemas.outcomes import Sector
 from streams.topics import TopicNames, ensure_topics
 
 __all__ = ["RunOptions", "RunOutcome", "run_scenario", "simulate"]
@@ -54,7 +71,14 @@ __all__ = ["RunOptions", "RunOutcome", "run_scenario", "simulate"]
 log = logging.getLogger(__name__)
 
 AGENCY = "popsync-streams"
-STREAMS_SCOPES = ("citizen.identity", "citizen.residence", "citizen.status")  # what the outcome rules read
+# What the outcome rules read, and the civil-status registrations and residence changes they make.
+STREAMS_SCOPES = (
+    "citizen.identity",
+    "citizen.residence",
+    "citizen.status",
+    "civil.register",
+    "residence.write",
+)
 
 
 @dataclass
@@ -70,6 +94,8 @@ class RunOptions:
     on_running: Callable[[Run], None] | None = None
     # Serve the live dashboard on this port (0: a free one) while the run lasts; None: no dashboard.
     dashboard_port: int | None = None
+    report: Path | None = None  # write the Markdown report here
+    lang: str = "vi"
 
 
 @dataclass
@@ -340,9 +366,12 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
             wait_for_outcomes(run, len(published.keys), published.rejected, started, options.timeout_s)
             if loop is not None:
                 wait_for_cleansing(run, loop, started, options.timeout_s)
+            if any(s.sector is Sector.CIVIL_STATUS for s in scenario.sources if s.stage == stage):
+                wait_for_chains(run, started, options.timeout_s)
+                # A child's card is a record too: its outcome ends its chain, so it has one by now.
         duration = time.monotonic() - started
         bars.refresh()
-        stream_counts = wait_for_stream_counts(collector, len(published.keys))
+        stream_counts = wait_for_stream_counts(collector, len(published.keys) + collector.chain_records)
         eid = None
         if scenario.eid:  # after the sources: the same workers count the VNeID's account events
             eid = run_eid(
@@ -357,17 +386,22 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
             )
         with collector.lock:
             results, rejected = dict(collector.results), list(collector.rejected.values())
+            chains = dict(collector.chains)
+        published_keys = set(published.keys)
+        made = sorted(k for k in results if k not in published_keys)  # records chains made
+        keys = [*published.keys, *made]
         summary = build_summary(
             scenario.name,
-            published.keys,
+            keys,
             results,
             len(rejected),
             duration,
             eid=eid.entries if eid else (),
             cleansing=[(p.sector, p.province) for p in plans],
+            chains=chains,
         )
         if options.results is not None:
-            write_results(options.results, published.keys, results, rejected)
+            write_results(options.results, keys, results, rejected)
         if options.summary is not None:
             options.summary.write_text(
                 json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
@@ -375,7 +409,10 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
         expectations = [(e.sector.value, e.province, e.figures()) for e in scenario.expect]
         problems = check_expectations(summary, expectations)
         problems += check_eid_expectations(summary, eid_expectations(scenario))
-        had_expectations = bool(scenario.expect or scenario.expect_eid)
+        problems += check_chain_expectations(
+            summary, [(e.province, e.kind, e.figures()) for e in scenario.expect_chains]
+        )
+        had_expectations = bool(scenario.expect or scenario.expect_eid or scenario.expect_chains)
         return RunOutcome(summary, problems, stream_counts, had_expectations, eid)
 
 
@@ -432,6 +469,10 @@ def simulate(path: Path, options: RunOptions, console: Console) -> int:
     console.print()
     for total in summary["totals"]:
         console.print(report_line(total), soft_wrap=True, highlight=False)
+    for entry in summary.get("chains", []):
+        console.print(chain_report_line(entry), soft_wrap=True, highlight=False)
+    for entry in summary.get("cleansing", []):
+        console.print(cleansing_report_line(entry), soft_wrap=True, highlight=False)
     for entry in summary.get("eid", []):
         console.print(eid_report_line(entry), soft_wrap=True, highlight=False)
     if summary["rejected"]:
@@ -448,6 +489,10 @@ def simulate(path: Path, options: RunOptions, console: Console) -> int:
             f"[dim]{e.events:,} e-ID account events of {e.accounts:,} accounts counted by the workers "
             f"in {e.duration_s:.1f} s ({e.events_per_s:,.0f} events/s)[/]"
         )
+    if options.report is not None:
+        merged = merge_summaries([(str(options.summary or path.name), summary)])
+        options.report.write_text(render_markdown(merged, Lang(options.lang)), encoding="utf-8")
+        console.print(f"report: {escape(str(options.report))}")
     if outcome.problems:
         raise ExpectationFailed("expectations not met:\n  " + "\n  ".join(outcome.problems))
     if outcome.had_expectations:

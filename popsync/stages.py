@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.progress import Progress, TaskID
 
+from connectors.civil_gen import CivilGenerateSpec, build_civil
 from connectors.cleansing import CleansingLoop, FixPlan, plan_for_generated
 from connectors.generate import generate_records
 from connectors.lgsp import LgspConnector
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Published",
     "publish_stage",
+    "wait_for_chains",
     "wait_for_cleansing",
     "wait_for_outcomes",
     "wait_for_stream_counts",
@@ -73,7 +75,17 @@ def publish_stage(
                 progress.update(task, completed=n)
 
             connector.rate = source.rate
-            if source.generate is not None:
+            if isinstance(source.generate, CivilGenerateSpec):
+                batch = build_civil(
+                    source.generate,
+                    seed=scenario.seed + index,
+                    province=source.province,
+                    citizens=[c for group in citizens.values() for c in group],
+                    as_of=scenario.population.as_of,
+                )
+                progress.update(task, total=len(batch.records))
+                report = connector.publish_records(batch.records, f"source-{index}", on_progress=advance)
+            elif source.generate is not None:
                 kinds: list[str] = []
                 truth: list[Citizen | None] = []
                 seed = scenario.seed + index
@@ -122,7 +134,8 @@ def wait_for_outcomes(run: Run, records: int, rejected: int, started: float, tim
 
 def _outcomes_missing(collector: Collector, records: int, rejected: int) -> str | None:
     with collector.lock:
-        have, dead = len(collector.results), len(collector.rejected)
+        # Records a chain made (a child's card) are not among the published ones.
+        have, dead = len(collector.results) - collector.chain_records, len(collector.rejected)
     if have >= records and dead >= rejected:
         return None
     return f"{records - have:,} of {records:,} records have no outcome"
@@ -149,6 +162,22 @@ def wait_for_cleansing(run: Run, loop: CleansingLoop, started: float, timeout_s:
         with run.collector.lock:
             waiting = sum(1 for k in republished if run.collector.results[k].version < 2)
         return f"{waiting:,} re-published fixes have no new outcome" if waiting else None
+
+    _wait(run, started, timeout_s, missing)
+
+
+def wait_for_chains(run: Run, started: float, timeout_s: float) -> None:
+    """Block until every registered birth and death has started its chain and every chain has ended."""
+
+    def missing() -> str | None:
+        collector = run.collector
+        with collector.lock:
+            due, states = collector.chains_due, list(collector.chains.values())
+        begun = sum(1 for s in states if "registered" in s["steps"])
+        open_ = sum(1 for s in states if s["status"] == "in_progress")
+        if begun < due:
+            return f"{due - begun:,} of {due:,} linked-procedure chains have not started"
+        return f"{open_:,} of {len(states):,} linked-procedure chains are in progress" if open_ else None
 
     _wait(run, started, timeout_s, missing)
 

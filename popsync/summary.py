@@ -13,10 +13,13 @@ from typing import Any
 from popsync.collector import RecordResult
 from popsync.scenario import FLAT_FIGURES
 from schemas.outcomes import RECORD_OUTCOMES, is_synced
+from streams.chain_steps import duration_ms
 
 __all__ = [
     "EID_APPROVED",
     "build_summary",
+    "chain_entries",
+    "check_chain_expectations",
     "check_eid_expectations",
     "check_expectations",
     "eid_entry",
@@ -48,16 +51,17 @@ def build_summary(
     eid: Sequence[Mapping[str, Any]] = (),
     *,
     cleansing: Iterable[tuple[str, str]] = (),
-    chains: Sequence[Mapping[str, Any]] = (),
-    civil_events: Sequence[Mapping[str, Any]] = (),
+    chains: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Totals per (sector, province) with every outcome listed, zeros included; `eid` entries if any.
 
     Each total also holds the sources' correction figures (`legacy_ids`, `legacy_corrected`,
     `corrections` by field) and the cleansing loop's (`republished`: records re-published with a later
     version, `fixed`: of those, the ones that moved from unsynced to synced). `cleansing` names the
-    sources with a cleansing plan: each gets an entry in the summary's `cleansing` list.
+    sources with a cleansing plan: each gets an entry in the summary's `cleansing` list. Civil-status
+    totals are also split by event (`civil_events`); `chains` (chain ID → state) become `chains` entries.
     """
+    events: dict[tuple[str, str], Counter[str]] = {}
     outcomes: dict[tuple[str, str], Counter[str]] = {}
     extra: dict[tuple[str, str], Counter[str]] = {}
     tasks: dict[tuple[str, str], Counter[str]] = {}
@@ -70,6 +74,10 @@ def build_summary(
         source = (sector, province)
         result = results[key]
         outcomes.setdefault(source, Counter())[result.outcome] += 1
+        if result.event:
+            by_event = events.setdefault((province, result.event), Counter())
+            by_event["total"] += 1
+            by_event["synced"] += is_synced(result.outcome)
         figures = extra.setdefault(source, Counter())
         figures["legacy_ids"] += result.legacy_id
         figures["legacy_corrected"] += result.legacy_id and "personal_id" in result.corrected
@@ -140,15 +148,70 @@ def build_summary(
         },
     }
     # Sections only for scenarios that have them.
-    if civil_events:
-        summary["civil_events"] = [dict(e) for e in civil_events]
+    if events:
+        summary["civil_events"] = [
+            {
+                "province": p,
+                "event": e,
+                "total": c["total"],
+                "synced": c["synced"],
+                "unsynced": c["total"] - c["synced"],
+            }
+            for (p, e), c in sorted(events.items())
+        ]
     if cleansing_entries:
         summary["cleansing"] = cleansing_entries
     if chains:
-        summary["chains"] = [dict(c) for c in chains]
+        summary["chains"] = chain_entries(chains)
     if eid:
         summary["eid"] = [dict(e) for e in eid]
     return summary
+
+
+def chain_entries(chains: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per (province, kind): chains started, completed, stalled, in progress, and how long they took."""
+    counts: dict[tuple[str, str], Counter[str]] = {}
+    took: dict[tuple[str, str], list[int]] = {}
+    for state in chains.values():
+        where = (str(state["province"]), str(state["kind"]))
+        counts.setdefault(where, Counter())[str(state["status"])] += 1
+        took_ms = duration_ms(state)
+        if took_ms is not None and state["status"] == "completed":
+            took.setdefault(where, []).append(took_ms)
+    entries = []
+    for (province, kind), c in sorted(counts.items()):
+        ms = sorted(took.get((province, kind), []))
+        entries.append(
+            {
+                "province": province,
+                "kind": kind,
+                "started": sum(c.values()),
+                "completed": c["completed"],
+                "stalled": c["stalled"],
+                "in_progress": c["in_progress"],
+                "duration_s": {
+                    "p50": percentile(ms, 0.50) / 1e3,
+                    "p95": percentile(ms, 0.95) / 1e3,
+                    "max": (ms[-1] if ms else 0) / 1e3,
+                },
+            }
+        )
+    return entries
+
+
+def check_chain_expectations(
+    summary: Mapping[str, Any], expectations: Iterable[tuple[str, str, Mapping[str, int]]]
+) -> list[str]:
+    """The chain figures that differ, each as a sentence naming province, kind, figure, both values."""
+    by_key = {(c["province"], c["kind"]): c for c in summary.get("chains", [])}
+    problems = []
+    for province, kind, figures in expectations:
+        entry = by_key.get((province, kind), {})
+        for name, expected in figures.items():
+            actual = int(entry.get(name, 0))
+            if actual != expected:
+                problems.append(f"{kind} chains {province}: {name} expected {expected:,}, got {actual:,}")
+    return problems
 
 
 def eid_entry(

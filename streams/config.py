@@ -31,7 +31,7 @@ class StreamsSettings(BaseSettings):
     # refreshed. The scopes must cover what the outcome rules read (identity, residence, status).
     ndxp_client_id: str = ""
     ndxp_client_secret: SecretStr = SecretStr("")
-    ndxp_scope: str = "citizen.identity citizen.residence citizen.status"
+    ndxp_scope: str = "citizen.identity citizen.residence citizen.status civil.register residence.write"
     ndxp_ca_file: Path | None = None  # PEM CA bundle to verify an https NDXP with; None: the system's
     ndxp_api_key: SecretStr = SecretStr("")  # deprecated: used only when no client ID is set
     ndxp_timeout_s: float = Field(default=30.0, gt=0)

@@ -126,10 +126,30 @@ class WorkerMetrics:
             registry=r,
         )
         self._deadletter_worker = self.deadletter.labels("worker")
+        self.chains_started = Counter(
+            "popsync_chains_started",
+            "Linked-procedure chains this worker saw start (birth or death), by province",
+            ["province", "kind"],
+            registry=r,
+        )
+        self.chain_duration = Histogram(
+            "popsync_chain_duration_seconds",
+            "Time from a chain's registration to its final step, by province, kind and end "
+            "(completed or stalled)",
+            ["province", "kind", "status"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self.info = Gauge(
             "popsync_worker_info", "This worker's identity (value 1)", ["worker_id", "app_id"], registry=r
         )
         self.info.labels(worker_id, app_id).set(1)
+
+    def chain_started(self, province: str, kind: str) -> None:
+        self.chains_started.labels(province, kind).inc()
+
+    def chain_finished(self, province: str, kind: str, status: str, seconds: float) -> None:
+        self.chain_duration.labels(province, kind, status).observe(seconds)
 
     def track_progress(self, totals: Callable[[], Mapping[str, int]]) -> None:
         """Export `popsync_progress_records` from `totals`, read at every scrape."""

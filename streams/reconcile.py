@@ -6,15 +6,19 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 
+from schemas.citizen import Citizen
 from schemas.outcomes import Outcome
-from schemas.records import Rejected, parse_line
-from schemas.rules import decide, lookup_key
+from schemas.records import Record, Rejected, parse_line
+from schemas.rules import Decision, decide, lookup_key
+from streams.chain_steps import card_reconciled_step
 from streams.messages import (
+    HEADER_CHAIN,
     HEADER_PUBLISHED_MS,
     HEADER_REQUEST_ID,
     HEADER_SEQ,
@@ -30,9 +34,20 @@ from streams.stats import WorkerStats
 from streams.tasks import correction_task, task_lookup_key
 from streams.topics import TopicNames
 
-__all__ = ["Reconciler"]
+__all__ = ["Reconciler", "Verdict"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A record's decision, the citizen its correction task may quote, and extra result fields."""
+
+    decision: Decision
+    citizen: Citizen | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    # The 12-digit ID the NPD issued or resolved (civil status): for the chain services, not the result.
+    personal_id: str | None = None
 
 
 class Reconciler:
@@ -64,34 +79,23 @@ class Reconciler:
     async def process(self, events: Sequence[faust.types.EventT[Any]]) -> None:
         started = time.perf_counter()
         parsed = [parse_line(ev.value or b"") for ev in events]
-        records = [p for p in parsed if p is not None and not isinstance(p, Rejected)]
-        # Records missing fields are looked up too when they carry an ID: their correction task
-        # gives the province the NPD's values.
-        ids = [lookup_key(p) or task_lookup_key(p) for p in records]
         request_id = decode_headers(events[0].message.headers).get(HEADER_REQUEST_ID) or uuid.uuid4().hex
-        citizens = await self.client.lookup_many([i for i in ids if i], request_id=request_id)
+        decided = await self.decide_batch(events, parsed, request_id)
         looked_up = time.perf_counter()
-        store = self.holders.data
         pending: list[Awaitable[Any]] = []
         decided_ms = now_ms()
         tally = BatchTally()  # metrics are applied once per batch, after the acks
-        for event, record in zip(events, parsed, strict=True):
+        for event, record, verdict in zip(events, parsed, decided, strict=True):
             message = event.message
             headers = decode_headers(message.headers)
             if record is None:  # an empty value is not a record and carries nothing to reject
                 continue
-            if isinstance(record, Rejected):
-                pending.append(self._dead_letter(record, message, headers))
+            if isinstance(record, Rejected) or verdict is None:
+                rejected = record if isinstance(record, Rejected) else Rejected("not a record")
+                pending.append(self._dead_letter(rejected, message, headers))
                 tally.rejected += 1
                 continue
-            key = lookup_key(record)
-            holder_key = f"{record.sector}|{record.province}|{key}" if key else None
-            holder = store.get(holder_key) if holder_key else None
-            citizen = citizens.get(key) if key else None
-            decision = decide(record, citizen, holder)
-            if decision.passed_identity and holder is None and holder_key:
-                store[holder_key] = record.record_id
-                self.holders.send_changelog(message.partition, holder_key, record.record_id)
+            decision = verdict.decision
             published_ms = int(headers.get(HEADER_PUBLISHED_MS) or message.timestamp * 1000)
             version = int(headers.get(HEADER_VERSION) or 1)
             result = {
@@ -104,35 +108,19 @@ class Reconciler:
                 "published_ms": published_ms,
                 "decided_ms": decided_ms,
                 "version": version,
+                **verdict.extra,
             }
             if decision.corrections:
                 result["corrected"] = sorted(decision.corrections)
-            if key is not None and len(key) == 9:  # a legacy identity-card number
-                result["legacy_id"] = True
             rkey = result_key(record.sector, record.province, record.record_id).encode()
-            pending.append(
-                await self.app.producer.send(self.topics.results, rkey, dumps(result), None, None, None)
-            )
+            pending.append(await self.send(self.topics.results, rkey, result))
             if decision.outcome is Outcome.CORRECTED:
                 correction = {**result, "corrections": dict(decision.corrections)}
-                pending.append(
-                    await self.app.producer.send(
-                        self.topics.corrections, rkey, dumps(correction), None, None, None
-                    )
-                )
-            task = correction_task(
-                record,
-                decision,
-                citizen if citizen is not None else citizens.get(task_lookup_key(record) or ""),
-                version=version,
-                decided_ms=decided_ms,
-            )
+                pending.append(await self.send(self.topics.corrections, rkey, correction))
+            task = correction_task(record, decision, verdict.citizen, version=version, decided_ms=decided_ms)
             if task is not None:
-                pending.append(
-                    await self.app.producer.send(
-                        self.topics.tasks(record.sector), rkey, dumps(task), None, None, None
-                    )
-                )
+                pending.append(await self.send(self.topics.tasks(record.sector), rkey, task))
+            pending.extend(await self.after(record, verdict, headers, decided_ms))
             self.stats.observe(decision.outcome.value, decided_ms - published_ms)
             tally.add(
                 record.sector, record.province, decision.outcome.value, (decided_ms - published_ms) / 1e3
@@ -149,6 +137,56 @@ class Reconciler:
             (sent - looked_up) * 1e3,
             (time.perf_counter() - sent) * 1e3,
         )
+
+    async def send(self, topic: str, key: bytes, body: Mapping[str, Any]) -> Awaitable[Any]:
+        """Queue one message; the returned future resolves when the broker has it."""
+        return await self.app.producer.send(topic, key, dumps(body), None, None, None)
+
+    async def decide_batch(
+        self,
+        events: Sequence[faust.types.EventT[Any]],
+        parsed: Sequence[Record | Rejected | None],
+        request_id: str,
+    ) -> list[Verdict | None]:
+        """One verdict per parsed record (None for rejected/empty): one NDXP look-up, the pure rules."""
+        records = [p for p in parsed if isinstance(p, Record)]
+        # Records missing fields are looked up too when they carry an ID: their correction task
+        # gives the province the NPD's values.
+        ids = [lookup_key(p) or task_lookup_key(p) for p in records]
+        citizens = await self.client.lookup_many([i for i in ids if i], request_id=request_id)
+        store = self.holders.data
+        verdicts: list[Verdict | None] = []
+        for event, record in zip(events, parsed, strict=True):
+            if not isinstance(record, Record):
+                verdicts.append(None)
+                continue
+            key = lookup_key(record)
+            holder_key = f"{record.sector}|{record.province}|{key}" if key else None
+            holder = store.get(holder_key) if holder_key else None
+            citizen = citizens.get(key) if key else None
+            decision = decide(record, citizen, holder)
+            if decision.passed_identity and holder is None and holder_key:
+                store[holder_key] = record.record_id
+                self.holders.send_changelog(event.message.partition, holder_key, record.record_id)
+            extra: dict[str, Any] = {}
+            if key is not None and len(key) == 9:  # a legacy identity-card number
+                extra["legacy_id"] = True
+            chain = decode_headers(event.message.headers).get(HEADER_CHAIN)
+            if chain:  # made by a linked procedure (a child's card), not published by an LGSP
+                extra["chain"] = chain
+            task_citizen = citizen if citizen is not None else citizens.get(task_lookup_key(record) or "")
+            verdicts.append(Verdict(decision, task_citizen, extra))
+        return verdicts
+
+    async def after(
+        self, record: Record, verdict: Verdict, headers: Mapping[str, str], decided_ms: int
+    ) -> list[Awaitable[Any]]:
+        """Messages a decided record triggers beyond its result (a chain's card step); sent futures."""
+        chain = headers.get(HEADER_CHAIN)
+        if not chain:
+            return []
+        step = card_reconciled_step(chain, record, verdict.decision.outcome, decided_ms)
+        return [await self.send(self.topics.chain_steps, chain.encode(), step)]
 
     async def _dead_letter(self, rejected: Rejected, message: Any, headers: dict[str, str]) -> Any:
         body = {

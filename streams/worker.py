@@ -8,7 +8,10 @@ from typing import Any
 import faust
 
 from schemas.masking import MaskingFilter
+from schemas.outcomes import Sector
 from streams.app import create_app
+from streams.chains import attach_chains
+from streams.civil import CivilReconciler
 from streams.config import StreamsSettings
 from streams.counting import OutcomeCounter
 from streams.eid import attach_eid
@@ -56,15 +59,19 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
 
     app.on_partitions_revoked.connect(forget_revoked)
 
-    for sector_topic in topics.record_topics:
+    for sector in Sector:
+        sector_topic = topics.records(sector.value)
         topic = app.topic(sector_topic, partitions=partitions, key_type=bytes, value_type=bytes)
         reconciler_box: dict[str, Reconciler] = {}
+        kind = CivilReconciler if sector is Sector.CIVIL_STATUS else Reconciler
 
-        async def reconcile(stream: Any, _box: dict[str, Reconciler] = reconciler_box) -> None:
+        async def reconcile(
+            stream: Any, _box: dict[str, Reconciler] = reconciler_box, _kind: type[Reconciler] = kind
+        ) -> None:
             try:
                 async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
                     if "r" not in _box:
-                        _box["r"] = Reconciler(app, topics, client(), holders, stats, metrics)
+                        _box["r"] = _kind(app, topics, client(), holders, stats, metrics)
                     await _box["r"].process(events)
             except ConfigurationError as exc:
                 # Wrong credentials or withheld fields: no record can be decided, so stop the whole
@@ -83,6 +90,7 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
 
     app.agent(results, name="count-outcomes")(count)
     app.timer(settings.progress_interval_s)(counter.snapshot)
+    attach_chains(app, topics, settings, client, metrics)
     # e-ID: VNeID account events → each account's latest state → exact counts → <prefix>.eid.progress
     attach_eid(app, topics, settings)
     return app
