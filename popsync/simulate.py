@@ -50,6 +50,7 @@ from popsync.services import ManagedProcess, free_port, popsync_command
 from popsync.stages import (
     Published,
     publish_stage,
+    wait_for_chain_counts,
     wait_for_chains,
     wait_for_cleansing,
     wait_for_outcomes,
@@ -105,6 +106,7 @@ class RunOutcome:
     stream_counts: dict[str, int]
     had_expectations: bool = False
     eid: EidOutcome | None = None  # the e-ID stage, when the scenario has an `eid` section
+    chain_counts: dict[str, int] = field(default_factory=dict)  # the workers' own chain counts
 
 
 @dataclass
@@ -372,6 +374,7 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
         duration = time.monotonic() - started
         bars.refresh()
         stream_counts = wait_for_stream_counts(collector, len(published.keys) + collector.chain_records)
+        chain_counts = wait_for_chain_counts(collector) if collector.chains else {}
         eid = None
         if scenario.eid:  # after the sources: the same workers count the VNeID's account events
             eid = run_eid(
@@ -413,7 +416,7 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
             summary, [(e.province, e.kind, e.figures()) for e in scenario.expect_chains]
         )
         had_expectations = bool(scenario.expect or scenario.expect_eid or scenario.expect_chains)
-        return RunOutcome(summary, problems, stream_counts, had_expectations, eid)
+        return RunOutcome(summary, problems, stream_counts, had_expectations, eid, chain_counts)
 
 
 class _Merged(PromCollector):

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Published",
     "publish_stage",
+    "wait_for_chain_counts",
     "wait_for_chains",
     "wait_for_cleansing",
     "wait_for_outcomes",
@@ -221,5 +222,17 @@ def wait_for_stream_counts(collector: Collector, records: int, timeout_s: float 
         with collector.lock:
             read = Counter("|".join((*k.split("|", 2)[:2], r.outcome)) for k, r in collector.results.items())
         if (sum(counts.values()) >= records and +counts == +read) or time.monotonic() > deadline:
+            return dict(counts)
+        time.sleep(0.3)
+
+
+def wait_for_chain_counts(collector: Collector, timeout_s: float = 30.0) -> dict[str, int]:
+    """The workers' own chain counts (`province|kind|status`), once they agree with the steps read."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts = collector.chain_counts()
+        with collector.lock:
+            read = Counter(f"{s['province']}|{s['kind']}|{s['status']}" for s in collector.chains.values())
+        if +counts == +read or time.monotonic() > deadline:
             return dict(counts)
         time.sleep(0.3)
