@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    := out
 
-.PHONY: setup demo tuyen-quang eid-scenarios test test-tools test-unit test-integration lint typecheck bench kafka-jars clean
+.PHONY: setup demo tuyen-quang tuyen-quang-report binh-dinh thai-nguyen seed-scenarios eid-scenarios test test-tools test-unit test-integration lint typecheck bench kafka-jars clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "popsync needs Python 3.11 or newer")'
@@ -26,6 +26,23 @@ demo: setup  ## run the quick demo scenario (starts Kafka, the NDXP mock and a w
 tuyen-quang: setup  ## reproduce Tuyên Quang's December 2023 insurance figure (757,543 records)
 	@mkdir -p $(OUT)
 	$(BIN)/popsync simulate scenarios/tuyen-quang-2023-12-insurance.yaml --summary $(OUT)/tuyen-quang-summary.json
+
+tuyen-quang-report: setup  ## Tuyên Quang 2023-12: insurance, labour and linked procedures, then the Markdown report (~30 min)
+	@mkdir -p $(OUT)
+	$(BIN)/popsync simulate scenarios/tuyen-quang-2023-12-insurance.yaml --summary $(OUT)/tq-insurance.json
+	$(BIN)/popsync simulate scenarios/tuyen-quang-2023-12-labour.yaml --summary $(OUT)/tq-labour.json
+	$(BIN)/popsync simulate scenarios/tuyen-quang-2023-12-linked.yaml --summary $(OUT)/tq-linked.json
+	$(BIN)/popsync report $(OUT)/tq-insurance.json $(OUT)/tq-labour.json $(OUT)/tq-linked.json --markdown $(OUT)/tuyen-quang-2023-12.md
+
+binh-dinh: setup  ## Bình Định 2024-H1 labour with the cleansing loop (751,108 records, 54,933 fixed; ~20 min)
+	@mkdir -p $(OUT)
+	$(BIN)/popsync simulate scenarios/binh-dinh-2024-h1-labour.yaml --summary $(OUT)/bd-labour.json --report $(OUT)/binh-dinh-2024-h1.md
+
+thai-nguyen: setup  ## Thái Nguyên 2023 insurance (1,189,968 records; ~25 min)
+	@mkdir -p $(OUT)
+	$(BIN)/popsync simulate scenarios/thai-nguyen-2023-insurance.yaml --summary $(OUT)/tn-insurance.json --report $(OUT)/thai-nguyen-2023.md
+
+seed-scenarios: tuyen-quang-report binh-dinh thai-nguyen eid-scenarios  ## every figure of DOMAIN.md (long)
 
 eid-scenarios: setup  ## reproduce the seeds' e-ID figures (Tuyên Quang 2023-12, Bình Định 2024-H1; long)
 	@mkdir -p $(OUT)
