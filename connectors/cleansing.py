@@ -21,6 +21,7 @@ import heapq
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -50,7 +51,7 @@ _WHY_NOT = {
     "moved": "a citizen who moved is handed to the new province",
     "duplicate": "a duplicate is withdrawn, not re-published",
 }
-_IDENTITY = ("personal_id", "full_name", "date_of_birth", "gender")
+_CODE = re.compile(r"[0-9]{10}")  # a readable social-insurance code (CONTRACT.md)
 
 
 class CleansingRule(BaseModel):
@@ -166,7 +167,7 @@ def _reference(record: Mapping[str, Any], citizen: Citizen) -> dict[str, Any]:
         "gender": citizen.gender,
     }
     code = record.get("insurance_code")
-    if record.get("sector") == "insurance" and not (isinstance(code, str) and code.isdigit()):
+    if record.get("sector") == "insurance" and not (isinstance(code, str) and _CODE.fullmatch(code.strip())):
         # The spoilt code was the record's own; the insurance system still has it.
         values["insurance_code"] = _insurance_code(str(record["record_id"]))
     return values

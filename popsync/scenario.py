@@ -6,15 +6,13 @@ import re
 import types
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
-    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -179,22 +177,9 @@ class PopulationSpec(BaseModel):
         return self
 
 
-_CIVIL_KEYS = frozenset({"births", "late_births", "deaths", "marriages", "period"})
-# Tags of the two `generate:` forms; a validation error's key path leaves them out.
-_TAGS = frozenset({"sector_records", "civil_records"})
-
-
-def _generate_form(value: Any) -> str:
-    """Which `generate:` block this is: civil-status events, or insurance/labour records."""
-    if isinstance(value, CivilGenerateSpec) or (isinstance(value, dict) and _CIVIL_KEYS & set(value)):
-        return "civil_records"
-    return "sector_records"
-
-
-_Generate = Annotated[
-    Annotated[GenerateSpec, Tag("sector_records")] | Annotated[CivilGenerateSpec, Tag("civil_records")],
-    Discriminator(_generate_form),
-]
+# A civil_status source's `generate:` block is validated as the `civil` field (its own model, so an error
+# names that model's keys); a key path shows it as `generate` again.
+_ALIASES = {"civil": "generate"}
 
 
 class SourceSpec(BaseModel):
@@ -203,8 +188,8 @@ class SourceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sector: Sector
     province: str
-    # insurance and labour: GenerateSpec; civil_status: CivilGenerateSpec (chosen by `sector`).
-    generate: _Generate | None = None
+    generate: GenerateSpec | None = None  # insurance and labour
+    civil: CivilGenerateSpec | None = None  # civil_status: the YAML's `generate:` of such a source
     file: Path | None = None
     rate: float | None = Field(default=None, gt=0, description="records per second; unlimited when absent")
     # Sources of one stage run together; a stage starts once every record of the stages before it has
@@ -215,16 +200,24 @@ class SourceSpec(BaseModel):
 
     _check_province = field_validator("province", mode="before")(lambda cls, v: _province(v))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _civil_generate(cls, data: Any) -> Any:
+        # The sector decides the form of `generate:`; `civil` is not a key a scenario writes.
+        if isinstance(data, dict):
+            if "civil" in data:
+                raise ValueError(
+                    "unknown key 'civil'; a civil_status source writes its events under `generate`"
+                )
+            if data.get("sector") == Sector.CIVIL_STATUS.value and "generate" in data:
+                data = {k: v for k, v in data.items() if k != "generate"} | {"civil": data["generate"]}
+        return data
+
     @model_validator(mode="after")
     def _one_kind(self) -> SourceSpec:
-        if (self.generate is None) == (self.file is None):
+        generated = self.generate is not None or self.civil is not None
+        if generated == (self.file is not None):
             raise ValueError("a source needs exactly one of `generate` or `file`")
-        civil = self.sector is Sector.CIVIL_STATUS
-        if self.generate is not None and isinstance(self.generate, CivilGenerateSpec) != civil:
-            raise ValueError(
-                "a civil_status source generates births, late_births, deaths, marriages (with corrected "
-                "and unsynced); an insurance or labour source generates records (with corrected and unsynced)"
-            )
         if self.cleansing is not None and self.sector is Sector.CIVIL_STATUS:
             raise ValueError(
                 "cleansing is for insurance and labour sources; a civil-status registration is corrected "
@@ -434,7 +427,7 @@ class Scenario(BaseModel):
     def _one_generated_civil_source_per_province(self) -> Scenario:
         seen: set[str] = set()
         for source in self.sources:
-            if source.sector is Sector.CIVIL_STATUS and source.generate is not None:
+            if source.civil is not None:
                 if source.province in seen:
                     raise ValueError(
                         f"sources: two generated civil_status sources for {source.province} would issue the "
@@ -472,7 +465,7 @@ class Scenario(BaseModel):
 
 
 def _where(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc if p not in _TAGS) or "(top level)"
+    return ".".join(_ALIASES.get(str(p), str(p)) for p in loc) or "(top level)"
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

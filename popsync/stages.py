@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.progress import Progress, TaskID
 
-from connectors.civil_gen import CivilGenerateSpec, build_civil
+from connectors.civil_gen import build_civil
 from connectors.cleansing import CleansingLoop, FixPlan, plan_for_generated
 from connectors.generate import generate_records
 from connectors.lgsp import LgspConnector
@@ -76,9 +76,9 @@ def publish_stage(
                 progress.update(task, completed=n)
 
             connector.rate = source.rate
-            if isinstance(source.generate, CivilGenerateSpec):
+            if source.civil is not None:
                 batch = build_civil(
-                    source.generate,
+                    source.civil,
                     seed=scenario.seed + index,
                     province=source.province,
                     citizens=[c for group in citizens.values() for c in group],

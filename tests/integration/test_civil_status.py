@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import threading
@@ -74,7 +75,7 @@ def test_registrations_change_the_npd_and_later_stages_see_it(kafka_bootstrap: s
     citizens = scenario_population(scenario)
     everyone = [c for group in citizens.values() for c in group]
     batch = build_civil(
-        scenario.sources[0].generate,  # type: ignore[arg-type]
+        scenario.sources[0].civil,  # type: ignore[arg-type]
         seed=scenario.seed,
         province="008",
         citizens=everyone,
@@ -104,9 +105,7 @@ def test_registrations_change_the_npd_and_later_stages_see_it(kafka_bootstrap: s
     later = '  - {sector: labour, province: "008", stage: 2, file: labour.jsonl}'
     scenario_path = _scenario(tmp_path, "stages", 40, 15, later)
 
-    outcome = run_scenario(
-        scenario_path, _options(tmp_path, kafka_bootstrap), Console(file=open("/dev/null", "w"))
-    )  # noqa: SIM115
+    outcome = run_scenario(scenario_path, _options(tmp_path, kafka_bootstrap), Console(file=io.StringIO()))
     assert outcome.problems == [], outcome.problems
 
     results = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -153,8 +152,8 @@ def test_a_worker_killed_mid_chain_completes_every_chain_once(kafka_bootstrap: s
 
     scenario_path = _scenario(tmp_path, "kill", 400, 200)
     outcome = run_scenario(
-        scenario_path, _options(tmp_path, kafka_bootstrap, chaos), Console(file=open("/dev/null", "w"))
-    )  # noqa: SIM115
+        scenario_path, _options(tmp_path, kafka_bootstrap, chaos), Console(file=io.StringIO())
+    )
     assert events[-1] == "restarted", events
     assert int(events[0].split()[2]) < 609, f"killed after every chain had started: {events}"
     assert outcome.problems == [], outcome.problems  # expect_chains: every chain completed, none stalled
