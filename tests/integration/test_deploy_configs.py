@@ -1,7 +1,10 @@
-"""The monitoring configs under deploy/, checked by Prometheus's own promtool and against the metric contract.
+"""The configs under deploy/: the monitoring ones checked by Prometheus's own promtool and against the metric
+contract, the compose file against its README and the settings of the NDXP and the workers.
 
 promtool comes from Debian's `prometheus` package (scripts/install-promtool.sh). Without it the promtool
-tests skip, except under CI (env CI set), where they fail and say how to install it.
+tests skip, except under CI (env CI set), where they fail and say how to install it. The compose checks
+run the README's `.env` recipe with bash and interpolate the compose file the way compose does (`${VAR}`,
+`${VAR:-default}`, `${VAR-default}`, `${VAR:?message}`, `$$`); they need no Docker engine.
 """
 
 from __future__ import annotations
@@ -11,12 +14,19 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from dotenv import dotenv_values
+
+from mocks.ndxp.config import NdxpSettings
+from mocks.ndxp.scopes import AUDIT_READ
+from popsync.simulate import STREAMS_SCOPES
+from streams.config import StreamsSettings
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +37,8 @@ ALERTS_YML = PROMETHEUS_DIR / "alerts.yml"
 ALERTS_TEST_YML = PROMETHEUS_DIR / "alerts_test.yml"
 DASHBOARD_JSON = ROOT / "deploy" / "grafana" / "popsync-dashboard.json"
 GRAFANA_PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
+COMPOSE_YML = ROOT / "deploy" / "docker-compose.yml"
+DEPLOY_README = ROOT / "deploy" / "README.md"
 
 # The metric names the workers, connectors, NDXP mock and lag monitor export (the contract of issue 5).
 HISTOGRAMS = {
@@ -288,3 +300,147 @@ def test_grafana_provisioning_points_at_the_dashboard() -> None:
     assert [d["type"] for d in datasource["datasources"]] == ["prometheus"]
     provider = load_yaml(GRAFANA_PROVISIONING / "dashboards" / "popsync.yml")
     assert provider["providers"][0]["type"] == "file"
+
+
+# --------------------------------------------------------------------------- docker compose
+
+
+COMPOSE_VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}|\$(\w+)")
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = load_yaml(COMPOSE_YML)
+    return data
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """`value` with compose's variable syntax resolved against `env`; a missing required one fails."""
+
+    def resolve(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match.group(1) or match.group(4), match.group(2), match.group(3) or ""
+        current = env.get(name)
+        unset = current is None or (op is not None and op.startswith(":") and current == "")
+        if op in ("?", ":?") and unset:
+            pytest.fail(f"compose would stop: required variable {name} is missing a value: {arg}")
+        if op in ("-", ":-") and unset:
+            return arg
+        return current or ""
+
+    return COMPOSE_VARIABLE.sub(resolve, value)
+
+
+def service_env(service: str, env: dict[str, str]) -> dict[str, str]:
+    """The environment compose gives `service`, with `env` as deploy/.env."""
+    raw = compose()["services"][service]["environment"]
+    return {name: interpolate(str(value), env) for name, value in raw.items()}
+
+
+def compose_variables() -> dict[str, str | None]:
+    """Every variable the compose file reads (environment or .env): name → its operator (`:?`, `-`, …)."""
+    found: dict[str, str | None] = {}
+    for match in COMPOSE_VARIABLE.finditer(COMPOSE_YML.read_text(encoding="utf-8")):
+        name = match.group(1) or match.group(4)
+        if name:
+            found[name] = found.get(name) or match.group(2)
+    return found
+
+
+def env_recipe() -> str:
+    """The README's bash block that writes deploy/.env."""
+    blocks = re.findall(r"^```bash\n(.*?)^```", DEPLOY_README.read_text(encoding="utf-8"), re.M | re.S)
+    recipes: list[str] = [block for block in blocks if "cat > .env" in block]
+    assert len(recipes) == 1, "deploy/README.md should have exactly one bash block writing .env"
+    return recipes[0]
+
+
+@pytest.fixture(scope="module")
+def documented_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """deploy/.env as the README's recipe writes it (run with bash, the test's Python as python3)."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    where = tmp_path_factory.mktemp("compose")
+    (where / "deploy").mkdir()
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    done = subprocess.run(
+        [bash, "-euc", env_recipe()],
+        cwd=where,
+        env={"PATH": path, "HOME": str(where)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"the README's .env recipe failed:\n{done.stdout}{done.stderr}"
+    values = dotenv_values(where / "deploy" / ".env", interpolate=False)  # compose's reading of single quotes
+    assert all(value for value in values.values()), f"empty values in the documented .env: {values.keys()}"
+    return {name: value for name, value in values.items() if value is not None}
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No NDXP_/STREAMS_/POPSYNC_ variable of the test's own environment reaches the settings."""
+    for name in list(os.environ):
+        if name.startswith(("NDXP_", "STREAMS_", "POPSYNC_")):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_interpolation_follows_compose() -> None:
+    env = {"SET": "x", "EMPTY": ""}
+    assert interpolate("${SET:?m} ${UNSET:-d} ${EMPTY:-d} ${EMPTY-d} $$HOME $SET", env) == "x d d  $HOME x"
+    with pytest.raises(pytest.fail.Exception, match="UNSET is missing a value: say so"):
+        interpolate("${UNSET:?say so}", env)
+
+
+def test_compose_requires_exactly_the_secrets_the_readme_recipe_writes(
+    documented_env: dict[str, str],
+) -> None:
+    required = {name for name, op in compose_variables().items() if op in ("?", ":?")}
+    assert required == set(documented_env), "compose's required variables and the README's .env differ"
+    assert {"NDXP_CLIENTS", "NDXP_TOKEN_SECRET", "STREAMS_NDXP_CLIENT_SECRET"} <= required
+
+
+def test_every_compose_variable_is_in_the_readme_settings_table() -> None:
+    text = DEPLOY_README.read_text(encoding="utf-8")
+    section = text.split("### Settings (environment or `deploy/.env`)", 1)[1].split("\n\n", 2)[1]
+    documented = set(re.findall(r"`(\w+)`", section))
+    assert set(compose_variables()) - documented == set(), "compose variables missing from the README's table"
+
+
+def test_compose_uses_oauth_clients_not_api_keys() -> None:
+    services = compose()["services"]
+    worker, ndxp = services["worker"]["environment"], services["ndxp"]["environment"]
+    assert "STREAMS_NDXP_API_KEY" not in worker
+    assert {"STREAMS_NDXP_CLIENT_ID", "STREAMS_NDXP_CLIENT_SECRET"} <= set(worker)
+    # Unset, the deprecated keys would be the built-in development ones: production refuses those.
+    assert ndxp["NDXP_API_KEYS"] == ndxp["NDXP_AUDITOR_KEYS"] == "{}"
+    assert "STREAMS_NDXP_API_KEY" not in compose_variables()
+
+
+def test_documented_env_is_accepted_by_the_ndxp_and_the_workers(
+    documented_env: dict[str, str], clean_env: pytest.MonkeyPatch
+) -> None:
+    ndxp_env, worker_env = service_env("ndxp", documented_env), service_env("worker", documented_env)
+    for name, value in ndxp_env.items():
+        clean_env.setenv(name, value)
+    ndxp = NdxpSettings()
+    for name in ndxp_env:
+        clean_env.delenv(name)
+    for name, value in worker_env.items():
+        clean_env.setenv(name, value)
+    worker = StreamsSettings()
+
+    assert ndxp.environment == "production"
+    assert not ndxp.api_keys and not ndxp.auditor_keys
+    client = ndxp.oauth_clients[worker.ndxp_client_id]
+    assert client.secret.get_secret_value() == worker.ndxp_client_secret.get_secret_value()
+    missing = set(STREAMS_SCOPES) - set(client.scopes)
+    assert not missing, f"the workers' client {worker.ndxp_client_id!r} lacks the scopes {sorted(missing)}"
+    asked = set(worker.ndxp_scope.split())
+    assert set(STREAMS_SCOPES) <= asked <= set(client.scopes), "the workers would ask for scopes not granted"
+    auditors = {agency for agency, c in ndxp.oauth_clients.items() if AUDIT_READ in c.scopes}
+    assert auditors and all(ndxp.oauth_clients[a].scopes == (AUDIT_READ,) for a in auditors)
+    assert not worker.ndxp_api_key.get_secret_value()
