@@ -416,8 +416,12 @@ class _Province:
         if "republished" in loop:
             lines.append(w.cleansing_republished.format(n=self.int(loop["republished"])))
         fixed_by = loop.get("fixed_by_outcome", {})
+        # Per kind only where the province fixed something: a kind it cannot fix by re-publishing
+        # (deceased, moved …) is already in the breakdown table, and "0/4.210" would read as a failure.
         for outcome, n in _unsynced(loop.get("tasks_by_outcome", {})):
             done = fixed_by.get(outcome, 0)
+            if not done:
+                continue
             label = _capital(w.outcomes.get(outcome, outcome))
             lines.append(
                 w.cleansing_kind.format(

@@ -506,3 +506,19 @@ def test_the_example_in_the_docs_is_what_the_command_prints() -> None:
     docs = (Path(__file__).parents[2] / "docs" / "report.md").read_text(encoding="utf-8")
     example = docs.split("```markdown\n", 1)[1].split("\n```", 1)[0] + "\n"
     assert example == TQ_VI
+
+
+def test_the_cleansing_lines_name_only_the_kinds_the_province_fixed() -> None:
+    total = {
+        "sector": "labour", "province": "052", "total": 100, "synced": 95, "unsynced": 5,
+        "outcomes": {"cleaned": 95, "unsynced/deceased": 3, "unsynced/missing_fields": 2},
+    }  # fmt: skip
+    loop = {
+        "sector": "labour", "province": "052", "tasks": 13, "republished": 10, "fixed": 10,
+        "tasks_by_outcome": {"unsynced/deceased": 3, "unsynced/missing_fields": 10},
+        "fixed_by_outcome": {"unsynced/missing_fields": 10},
+        "fix_time_s": {"p50": 1.0, "p95": 2.0, "max": 3.0},
+    }  # fmt: skip
+    text = render_markdown(merge_summaries([("s.json", {"totals": [total], "cleansing": [loop]})]))
+    assert "  + Thiếu trường thông tin: 10/10 trường hợp (đạt 100,00%)." in text
+    assert "Công dân chết: 0/3" not in text
