@@ -30,6 +30,7 @@ import faust
 
 from streams.config import StreamsSettings
 from streams.messages import dumps, now_ms
+from streams.rewind import rewind_uncommitted
 from streams.topics import TopicNames
 
 __all__ = [
@@ -250,9 +251,14 @@ class EidCounter:
         return totals
 
     async def snapshot(self) -> None:
-        """Publish this worker's e-ID counts for the events partitions it owns."""
-        partitions = self.active_partitions()
-        self.owned = frozenset(partitions)
+        """Publish this worker's e-ID counts for the events partitions it owns.
+
+        Owned means recovered and counted: set by `rebuild` (after the table's recovery), cleared on
+        revocation. The assignor is not asked here: it names a new partition as soon as it is assigned,
+        while its accounts are still being read back (its counts would go out as zeros), and still names
+        revoked partitions until the next assignment. Meanwhile readers keep the last owner's snapshot.
+        """
+        partitions = sorted(self.owned)
         body = self.state.snapshot_body(self.worker_id, partitions)
         await self.app.producer.send(
             self.topics.eid_progress, self.worker_id.encode(), dumps(body), None, None, None
@@ -270,6 +276,12 @@ def attach_eid(app: faust.App, topics: TopicNames, settings: StreamsSettings) ->
         counter.forget(tp.partition for tp in revoked if tp.topic == topics.eid_events)
 
     app.on_partitions_revoked.connect(forget_revoked)
+
+    async def rewind_on_assignment(_app: Any, /, *args: Any, **_: Any) -> None:
+        # Sent for every assignment, before the recovery that ends in faust's seek to committed offsets.
+        rewind_uncommitted(app.consumer, topics.eid_events)
+
+    app.on_partitions_assigned.connect(rewind_on_assignment)
     source = app.topic(topics.eid_events, partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
     async def count_eid(stream: Any) -> None:

@@ -191,10 +191,6 @@ def test_eid_figures_are_exact_end_to_end(
 
 
 @pytest.mark.slow
-@pytest.mark.skip(
-    reason="open defect: after a SIGKILL and restart of one of two e-ID workers, the e-ID snapshots stopped "
-    "short of the total in a CI run under load (both workers idle, counts never complete)"
-)
 def test_a_worker_killed_mid_stream_still_counts_exactly(
     kafka_bootstrap: str, scenario: Scenario, run_parts: tuple[TopicNames, Workers], tmp_path: Path
 ) -> None:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from mocks.vneid.exceptions import IllegalTransitionError
 from mocks.vneid.lifecycle import AccountState, Action, apply_for, transition
 from streams.eid import EidCounts, latest_partitions, parse_event, sum_snapshots
+from streams.rewind import rewind_uncommitted
 
 pytestmark = pytest.mark.unit
 
@@ -219,6 +221,37 @@ def test_readers_keep_the_newest_snapshot_of_each_partition() -> None:
     other = {"ts_ms": 1, "partitions": {"1": {"events": 1, "counts": {"052|2|activated": 1}}}}
     latest = latest_partitions([new, other, old])
     assert sum_snapshots(latest) == (8, Counter({"008|1|applied": 6, "052|2|activated": 1}))
+
+
+class _TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+class _Consumer:
+    """The two methods of faust's consumer `rewind_uncommitted` uses, recording the seeks."""
+
+    def __init__(self, committed: dict[_TP, int | None]) -> None:
+        self.committed = committed
+        self.seeks: list[tuple[_TP, int]] = []
+
+    async def seek_to_committed(self) -> dict[_TP, int | None]:
+        return self.committed
+
+    async def seek(self, tp: _TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+def test_partitions_with_no_committed_offset_are_read_again_from_the_start() -> None:
+    # faust drops what a fetch returned during a rebalance and seeks back to the committed offsets; a
+    # partition with none must go back to its start, or the dropped events are never counted.
+    events, other = "p.eid.events", "p.results"
+    consumer = _Consumer({_TP(events, 0): None, _TP(events, 1): 0, _TP(events, 2): 812, _TP(other, 0): None})
+    rewind_uncommitted(consumer, events)
+    rewind_uncommitted(consumer, events)  # once per consumer, however often an assignment installs it
+    committed = asyncio.run(consumer.seek_to_committed())
+    assert committed == consumer.committed
+    assert consumer.seeks == [(_TP(events, 0), 0), (_TP(events, 1), 0)]
 
 
 # --- at least once, with crashes: the counts are those of the accounts' final states ----------------------
