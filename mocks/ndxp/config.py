@@ -7,7 +7,6 @@ but are deprecated. Development runs on built-in credentials; production refuses
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -17,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mocks.common.ratelimit import Rate
 from mocks.common.security import MIN_SECRET_BYTES, OAuthClient, check_distinct_keys
+from mocks.common.settings import check_clients, check_tls, client_rate
 from mocks.ndxp.scopes import AUDIT_READ, CITIZEN_SCOPES, CIVIL_REGISTER, KNOWN_SCOPES, RESIDENCE_WRITE
 from mocks.ndxp.sqlite import checked_sqlite_url
 
@@ -41,7 +41,6 @@ DEV_CLIENTS: dict[str, OAuthClient] = {
     ),
     "c06-audit": OAuthClient(secret=SecretStr("dev-secret-c06-audit"), scopes=(AUDIT_READ,)),
 }
-_MIN_PRODUCTION_CLIENT_SECRET = 16
 
 
 def _secrets(keys: dict[str, str]) -> dict[str, SecretStr]:
@@ -122,49 +121,20 @@ class NdxpSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _clients_safe(self) -> NdxpSettings:
-        for agency, client in self.oauth_clients.items():
-            unknown = sorted(set(client.scopes) - KNOWN_SCOPES)
-            if unknown:
-                raise ValueError(
-                    f"client {agency!r} has unknown scopes {unknown}; known: {sorted(KNOWN_SCOPES)}"
-                )
-            if AUDIT_READ in client.scopes and len(client.scopes) > 1:
-                # Separation of duties: whoever reads the audit must not be the one it is about.
-                raise ValueError(
-                    f"client {agency!r} has {AUDIT_READ} and citizen scopes; give the auditor its own client"
-                )
-        if (
-            self.token_secret is not None
-            and len(self.token_secret.get_secret_value().encode()) < MIN_SECRET_BYTES
-        ):
-            raise ValueError(f"NDXP_TOKEN_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
-        if self.environment != "development":
-            dev = {c.secret.get_secret_value() for c in DEV_CLIENTS.values()}
-            weak = sorted(
-                agency
-                for agency, client in self.oauth_clients.items()
-                if client.secret.get_secret_value() in dev
-                or len(client.secret.get_secret_value()) < _MIN_PRODUCTION_CLIENT_SECRET
-            )
-            if weak:
-                raise ValueError(
-                    f"environment is {self.environment!r} but clients {weak} have built-in development or "
-                    f"short (< {_MIN_PRODUCTION_CLIENT_SECRET} characters) secrets; set NDXP_CLIENTS"
-                )
-            if self.oauth_clients and self.token_secret is None:
-                raise ValueError(
-                    f"environment is {self.environment!r}: set NDXP_TOKEN_SECRET (at least "
-                    f"{MIN_SECRET_BYTES} random bytes) to sign access tokens"
-                )
+        check_clients(
+            self.oauth_clients,
+            known_scopes=KNOWN_SCOPES,
+            prefix="NDXP_",
+            production=self.environment != "development",
+            dev_secrets=[c.secret.get_secret_value() for c in DEV_CLIENTS.values()],
+            token_secret=self.token_secret,
+            audited="citizen",
+        )
         return self
 
     @model_validator(mode="after")
     def _tls_complete(self) -> NdxpSettings:
-        if (self.tls_certfile is None) != (self.tls_keyfile is None):
-            raise ValueError("set both NDXP_TLS_CERTFILE and NDXP_TLS_KEYFILE, or neither")
-        for name, path in (("NDXP_TLS_CERTFILE", self.tls_certfile), ("NDXP_TLS_KEYFILE", self.tls_keyfile)):
-            if path is not None and not path.is_file():
-                raise ValueError(f"{name} {str(path)!r} is not a readable file")
+        check_tls("NDXP_", self.tls_certfile, self.tls_keyfile)
         return self
 
     @property
@@ -180,12 +150,7 @@ class NdxpSettings(BaseSettings):
 
     def rate_of(self, agency: str) -> Rate | None:
         """The agency's rate limit: its client's own, else the default; None when unlimited."""
-        client = self.oauth_clients.get(agency)
-        per_s = client.rate_per_s if client and client.rate_per_s else self.rate_limit_per_s
-        if per_s is None:
-            return None
-        burst = (client.burst if client else None) or self.rate_limit_burst or max(1, math.ceil(per_s))
-        return Rate(per_s, burst)
+        return client_rate(self.oauth_clients.get(agency), self.rate_limit_per_s, self.rate_limit_burst)
 
 
 @lru_cache(maxsize=1)

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from pydantic import JsonValue
 from pydantic_core import to_json
 
-from mocks.ndxp.audit import AuditLog, Disclosure
+from mocks.common.audit import AuditLog, Disclosure
 from mocks.ndxp.db import PopulationStore
 from mocks.ndxp.models import FieldResult, VerifyPublic, VerifyQuery
 from mocks.ndxp.scopes import split_fields

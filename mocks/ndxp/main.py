@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from prometheus_client import Counter
 
 from mocks.common.ratelimit import RateLimiter
-from mocks.common.security import MIN_SECRET_BYTES, TokenService
+from mocks.common.settings import token_service
 from mocks.ndxp.api.main import api_router
 from mocks.ndxp.api.routes import health, oauth
 from mocks.ndxp.config import NdxpSettings, get_settings
@@ -80,7 +79,7 @@ def create_app(settings: NdxpSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.startup_error = None
     app.state.principals = build_principals(settings)
-    app.state.tokens = _token_service(settings)
+    app.state.tokens = token_service(settings.token_secret, audience="ndxp", ttl_s=settings.token_ttl_s)
     app.state.limiter = RateLimiter()  # rates per agency come from the settings at each check
     app.state.faults = FaultInjector(settings.error_rate, settings.latency_ms, settings.fault_seed)
     app.state.metrics = NdxpMetrics(app.state.faults)  # a registry per app: tests build several
@@ -99,12 +98,3 @@ def create_app(settings: NdxpSettings | None = None) -> FastAPI:
     app.include_router(oauth.router)
     app.include_router(api_router, prefix="/v1")
     return app
-
-
-def _token_service(settings: NdxpSettings) -> TokenService:
-    secret = settings.token_secret
-    # Development without NDXP_TOKEN_SECRET: a random key per process, so no known key can forge tokens
-    # (they stop verifying when the server restarts; clients fetch new ones). Production requires one.
-    key = secret.get_secret_value().encode() if secret else secrets.token_bytes(MIN_SECRET_BYTES)
-    # No leeway: the same clock issues and verifies, so an expired token is refused to the second.
-    return TokenService(key, issuer="ndxp", audience="ndxp", ttl_s=settings.token_ttl_s, leeway_s=0)

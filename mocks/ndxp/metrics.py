@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mocks.ndxp.audit import AuditLog, Disclosure
+from mocks.common.audit import AuditLog, Disclosure
 from mocks.ndxp.middleware import FaultInjector
 from mocks.ndxp.sqlite import SqliteConnections
 

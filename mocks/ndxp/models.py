@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
@@ -12,8 +12,6 @@ from schemas.provinces import is_province
 
 __all__ = [
     "MAX_BATCH",
-    "AuditEntriesPublic",
-    "AuditEntryPublic",
     "BatchItemPublic",
     "BatchPublic",
     "BatchQuery",
@@ -28,12 +26,10 @@ __all__ = [
     "HealthPublic",
     "LegacyPublic",
     "Message",
-    "OAuthErrorPublic",
     "Purpose",
     "ResidenceDeregistration",
     "ResidencePublic",
     "ResidenceRegistration",
-    "TokenPublic",
     "VerifyPublic",
     "VerifyQuery",
 ]
@@ -165,40 +161,6 @@ class BatchPublic(BaseModel):
 class LegacyPublic(BaseModel):
     legacy_id: str
     personal_id: str
-
-
-class AuditEntryPublic(BaseModel):
-    """One disclosure: who (agency), which citizen, which fields, when (UTC), why, under which request."""
-
-    seq: int
-    at: datetime
-    agency: str
-    personal_id: str
-    fields: list[str]
-    purpose: str
-    request_id: str
-    endpoint: str
-
-
-class AuditEntriesPublic(BaseModel):
-    entries: list[AuditEntryPublic]
-    count: int
-
-
-class TokenPublic(BaseModel):
-    """`POST /oauth/token`: a bearer access token (RFC 6749 §5.1)."""
-
-    access_token: str
-    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme's name, not a secret
-    expires_in: int = Field(description="seconds until the token expires")
-    scope: str = Field(description="the scopes granted, space-separated")
-
-
-class OAuthErrorPublic(BaseModel):
-    """An OAuth error (RFC 6749 §5.2): `invalid_client`, `invalid_scope`, `unsupported_grant_type` …"""
-
-    error: str
-    error_description: str
 
 
 class CivilRegistrationsQuery(BaseModel):

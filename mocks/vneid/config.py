@@ -1,18 +1,29 @@
-"""Settings of the mock VNeID (env prefix `VNEID_`), built on demand by `get_settings()`."""
+"""Settings of the mock VNeID (env prefix `VNEID_`), built on demand by `get_settings()`.
+
+Agencies and police units authenticate with OAuth2 client credentials (`VNEID_CLIENTS`, tokens signed
+with `VNEID_TOKEN_SECRET`); the older API keys (`VNEID_API_KEYS`, `VNEID_OFFICER_KEYS`) still work but
+are deprecated. Citizens log in to the relying parties of `VNEID_RELYING_PARTIES` (OIDC). Development
+runs on built-in credentials; production refuses every built-in secret.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mocks.common.security import check_distinct_keys
+from mocks.common.ratelimit import Rate
+from mocks.common.security import MIN_SECRET_BYTES, OAuthClient, check_distinct_keys
+from mocks.common.settings import check_clients, check_tls, client_rate
 from mocks.ndxp.sqlite import checked_sqlite_url
+from mocks.vneid.scopes import AUDIT_READ, IDENTITY, KNOWN_SCOPES, OFFICER, STATUS
 
 __all__ = [
     "DEV_API_KEYS",
+    "DEV_CLIENTS",
     "DEV_CLIENT_ID",
     "DEV_OFFICER_KEYS",
     "DEV_SUBJECT_SALT",
@@ -26,6 +37,22 @@ DEV_API_KEYS: dict[str, str] = {"dvc-008": "dev-key-dvc-008", "bhxh-008": "dev-k
 DEV_OFFICER_KEYS: dict[str, str] = {"police-008": "dev-key-police-008", "police-052": "dev-key-police-052"}
 DEV_SUBJECT_SALT = "dev-subject-salt"
 DEV_CLIENT_ID = "dev-portal"
+
+
+def _dev_client(name: str, *scopes: str) -> OAuthClient:
+    return OAuthClient(secret=SecretStr(f"dev-secret-{name}"), scopes=scopes)
+
+
+# Built-in OAuth clients of development: a provincial LGSP sees the status and the personal ID, a sector
+# (social insurance) the status only, police units manage accounts (and look them up), the auditor reads
+# the audit. Production refuses these secrets.
+DEV_CLIENTS: dict[str, OAuthClient] = {
+    "lgsp-008": _dev_client("lgsp-008", STATUS, IDENTITY),
+    "bhxh-008": _dev_client("bhxh-008", STATUS),
+    "police-008": _dev_client("police-008", OFFICER, STATUS, IDENTITY),
+    "police-052": _dev_client("police-052", OFFICER, STATUS, IDENTITY),
+    "c06-audit": _dev_client("c06-audit", AUDIT_READ),
+}
 
 
 class RelyingParty(BaseModel):
@@ -48,8 +75,10 @@ def _dev_clients() -> dict[str, RelyingParty]:
 
 
 class VneidSettings(BaseSettings):
-    """One deployable's settings. Maps are JSON objects, e.g. `VNEID_API_KEYS='{"dvc-008": "…"}'`,
-    `VNEID_CLIENTS='{"dvc-008": {"redirect_uris": ["https://dvc.example/cb"], "client_secret": "…"}}'`."""
+    """One deployable's settings. Maps are JSON objects, e.g.
+    `VNEID_CLIENTS='{"lgsp-008": {"secret": "…", "scopes": ["account.status"], "rate_per_s": 20}}'`,
+    `VNEID_RELYING_PARTIES='{"dvc-008": {"redirect_uris": ["https://dvc.example/cb"]}}'`,
+    `VNEID_API_KEYS='{"dvc-008": "…"}'` (deprecated)."""
 
     model_config = SettingsConfigDict(env_prefix="VNEID_", extra="ignore", frozen=True)
 
@@ -58,17 +87,39 @@ class VneidSettings(BaseSettings):
     population_url: str | None = Field(
         default=None, description="the NPD's SQLite file (sqlite:///PATH) to match applications against"
     )
+    clients: dict[str, OAuthClient] | None = Field(
+        default=None,
+        description="OAuth2 clients of agencies and police units (client_credentials): name → secret, "
+        "scopes, optional rate_per_s and burst; unset: the built-in development clients (development only)",
+    )
+    token_secret: SecretStr | None = Field(
+        default=None,
+        description=f"HS256 key of the agencies' access tokens (at least {MIN_SECRET_BYTES} bytes); unset: "
+        "a random one per process (development only)",
+    )
+    agency_token_ttl_s: int = Field(
+        default=300, ge=1, le=86_400, description="lifetime of an agency's access token (/oauth/token)"
+    )
+    rate_limit_per_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="default requests/s per agency (a client's rate_per_s wins); None: off",
+    )
+    rate_limit_burst: int | None = Field(default=None, ge=1, description="default bucket size per agency")
     api_keys: dict[str, SecretStr] = Field(
         default_factory=lambda: _secrets(DEV_API_KEYS),
-        description="agencies that may look accounts up: agency name → API key (header X-API-Key)",
+        description="deprecated: agencies that may look accounts up: agency name → API key (X-API-Key)",
     )
     officer_keys: dict[str, SecretStr] = Field(
         default_factory=lambda: _secrets(DEV_OFFICER_KEYS),
-        description="police units that manage accounts (apply, approve, verify in person, lock): name → key",
+        description="deprecated: police units that manage accounts (apply, approve, verify in person, lock)",
     )
-    clients: dict[str, RelyingParty] = Field(
-        default_factory=_dev_clients, description="registered relying parties: client_id → redirect URIs"
+    relying_parties: dict[str, RelyingParty] = Field(
+        default_factory=_dev_clients,
+        description="OIDC relying parties the citizens log in to: client_id → redirect URIs",
     )
+    tls_certfile: Path | None = Field(default=None, description="serve HTTPS with this PEM certificate")
+    tls_keyfile: Path | None = Field(default=None, description="the certificate's PEM private key")
     issuer: str | None = Field(default=None, description="`iss` of tokens; None: the server's own base URL")
     signing_key: SecretStr | None = Field(
         default=None, description="RSA private key (PEM) signing the tokens; None: one generated at start"
@@ -77,7 +128,9 @@ class VneidSettings(BaseSettings):
         default=SecretStr(DEV_SUBJECT_SALT), description="HMAC key of the pairwise subject identifiers"
     )
     code_ttl_s: float = Field(default=60.0, gt=0, description="lifetime of an authorization code")
-    token_ttl_s: float = Field(default=3600.0, gt=0, description="lifetime of ID and access tokens")
+    token_ttl_s: float = Field(
+        default=3600.0, gt=0, description="lifetime of the citizens' OIDC ID and access tokens"
+    )
     login_error_rate: float = Field(
         default=0.0, ge=0.0, le=1.0, description="fraction of login requests (/authorize, /token) given 503"
     )
@@ -91,6 +144,19 @@ class VneidSettings(BaseSettings):
     def _supported_url(cls, value: str | None) -> str | None:
         return checked_sqlite_url(value)
 
+    @field_validator("clients", mode="before")
+    @classmethod
+    def _not_relying_parties(cls, value: Any) -> Any:
+        # VNEID_CLIENTS named the OIDC relying parties before agencies had OAuth clients: say where they went.
+        if isinstance(value, dict) and any(
+            isinstance(c, dict) and "redirect_uris" in c for c in value.values()
+        ):
+            raise ValueError(
+                "VNEID_CLIENTS holds the agencies' OAuth clients ({name: {secret, scopes}}); "
+                "the OIDC relying parties (redirect_uris) moved to VNEID_RELYING_PARTIES"
+            )
+        return value
+
     @model_validator(mode="after")
     def _secrets_safe(self) -> VneidSettings:
         every = [*self.api_keys.items(), *self.officer_keys.items()]
@@ -103,6 +169,16 @@ class VneidSettings(BaseSettings):
         )
         if self.environment != "development":
             self._refuse_dev_defaults(every)
+        check_clients(
+            self.oauth_clients,
+            known_scopes=KNOWN_SCOPES,
+            prefix="VNEID_",
+            production=self.environment != "development",
+            dev_secrets=[c.secret.get_secret_value() for c in DEV_CLIENTS.values()],
+            token_secret=self.token_secret,
+            audited="account",
+        )
+        check_tls("VNEID_", self.tls_certfile, self.tls_keyfile)
         return self
 
     def _refuse_dev_defaults(self, every: list[tuple[str, SecretStr]]) -> None:
@@ -112,15 +188,33 @@ class VneidSettings(BaseSettings):
         if defaults:
             raise ValueError(
                 f"{where} but {defaults} use the built-in development API keys; "
-                "set VNEID_API_KEYS and VNEID_OFFICER_KEYS to your own secrets"
+                "set VNEID_API_KEYS and VNEID_OFFICER_KEYS to your own secrets "
+                "(or to '{}' to accept OAuth tokens only)"
             )
+        if not self.api_keys and not self.officer_keys and not self.oauth_clients:
+            raise ValueError(f"{where} and no agency or police unit can call: set VNEID_CLIENTS")
         if self.subject_salt.get_secret_value() in ("", DEV_SUBJECT_SALT):
             raise ValueError(f"{where} but VNEID_SUBJECT_SALT is the development default; set a secret")
         if self.signing_key is None:
             # A key made at each start would invalidate every relying party's cached JWKS on restart.
             raise ValueError(f"{where} and VNEID_SIGNING_KEY is unset; give the RSA private key (PEM)")
-        if DEV_CLIENT_ID in self.clients or not self.clients:
-            raise ValueError(f"{where}: register your own relying parties in VNEID_CLIENTS")
+        if DEV_CLIENT_ID in self.relying_parties or not self.relying_parties:
+            raise ValueError(f"{where}: register your own relying parties in VNEID_RELYING_PARTIES")
+
+    @property
+    def oauth_clients(self) -> dict[str, OAuthClient]:
+        """The registered clients: `clients`, or the built-in ones in development when unset."""
+        if self.clients is not None:
+            return self.clients
+        return dict(DEV_CLIENTS) if self.environment == "development" else {}
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_certfile is not None
+
+    def rate_of(self, agency: str) -> Rate | None:
+        """The agency's rate limit: its client's own, else the default; None when unlimited."""
+        return client_rate(self.oauth_clients.get(agency), self.rate_limit_per_s, self.rate_limit_burst)
 
 
 @lru_cache(maxsize=1)

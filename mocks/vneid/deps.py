@@ -1,21 +1,31 @@
-"""FastAPI dependencies: settings, the service, the OIDC provider, the caller (API key → agency or police
-unit), the request ID, the issuer, and the injected faults of the log-in endpoints."""
+"""FastAPI dependencies: settings, the service, the OIDC provider, the caller (bearer token or deprecated
+API key → agency or police unit and its scopes, rate limited per agency), the request ID, the issuer,
+and the injected faults of the log-in endpoints.
+
+Authentication, in order: `Authorization: Bearer <token>` from `POST /oauth/token`; else the deprecated
+`X-API-Key` (its answers carry `Deprecation: true`): an agency key carries the look-up scopes
+(`account.status`, `account.identity`: what a key saw before scopes existed), a police key those and
+`account.officer`. Then the agency's token bucket: over the limit is 429 with `Retry-After`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import logging
 import uuid
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security, status
-from fastapi.security import APIKeyHeader
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import APIKeyHeader, OAuth2
 
-from mocks.ndxp.audit import AuditLog
+from mocks.common.agency import Principal, key_principals, principal_dependency, require_scope
+from mocks.common.audit import AuditLog
 from mocks.ndxp.middleware import FaultInjector
 from mocks.vneid.config import VneidSettings
+from mocks.vneid.logs import LOGGER
 from mocks.vneid.oidc.provider import OidcProvider
+from mocks.vneid.scopes import AUDIT_READ, IDENTITY, LOOKUP_SCOPES, OFFICER, STATUS
 from mocks.vneid.service import AccountService
 
 __all__ = [
@@ -29,37 +39,45 @@ __all__ = [
     "RequestIdDep",
     "ServiceDep",
     "SettingsDep",
+    "auditor",
     "build_principals",
 ]
+
+REALM = "vneid"
 
 # `async def` on purpose: FastAPI runs plain `def` dependencies in the thread pool, a hop per request.
 
 _api_key = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
-    description="your agency's or police unit's key, issued by the operator",
+    description="deprecated: your agency's or police unit's key, issued by the operator; use OAuth2 instead",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The caller an API key names: an agency that looks accounts up, or a police unit managing them."""
-
-    name: str
-    role: Literal["agency", "officer"]
-
-
-def _digest(key: str) -> str:
-    # Compared by digest so the dict look-up's timing says nothing about the key itself.
-    return hashlib.sha256(key.encode()).hexdigest()
+_oauth2 = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(
+            tokenUrl="/oauth/token",
+            scopes={
+                STATUS: "an account's status, level, province and lifecycle dates",
+                IDENTITY: "the account's personal ID",
+                OFFICER: "the police's operations: apply, approve, verify in person, lock, unlock",
+                AUDIT_READ: "read the disclosure audit (auditors only)",
+            },
+        )
+    ),
+    scheme_name="OAuth2",
+    description="client credentials of your agency or police unit; send `Authorization: Bearer <token>`",
+    auto_error=False,
+)
+_LOOKUP = frozenset(LOOKUP_SCOPES)
 
 
 def build_principals(settings: VneidSettings) -> dict[str, Principal]:
-    """Key digest → principal, from the settings' name → key maps."""
-    principals = {_digest(k.get_secret_value()): Principal(n, "agency") for n, k in settings.api_keys.items()}
-    for name, key in settings.officer_keys.items():
-        principals[_digest(key.get_secret_value())] = Principal(name, "officer")
-    return principals
+    """Deprecated API-key digest → principal: agency keys carry the look-up scopes, police keys the
+    officers' scope too (each what its key could do before scopes existed)."""
+    return {
+        **key_principals(settings.api_keys, _LOOKUP),
+        **key_principals(settings.officer_keys, _LOOKUP | {OFFICER}),
+    }
 
 
 async def _settings(request: Request) -> VneidSettings:
@@ -91,21 +109,27 @@ async def _issuer(request: Request, settings: Annotated[VneidSettings, Depends(_
     return (settings.issuer or str(request.base_url)).rstrip("/")
 
 
-async def _principal(request: Request, key: Annotated[str | None, Security(_api_key)]) -> Principal:
-    if not key:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header; send your VNeID API key")
-    principal: Principal | None = request.app.state.principals.get(_digest(key))
-    if principal is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key; check the X-API-Key header")
+_principal = principal_dependency(_oauth2, _api_key, realm=REALM, log=logging.getLogger(LOGGER))
+
+
+async def _agency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    if not principal.scopes & _LOOKUP:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{principal.agency} may not look accounts up: its credentials carry neither {STATUS} nor "
+            f"{IDENTITY} (an auditor's credentials read the audit only)",
+        )
     return principal
 
 
 async def _officer(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
-    if principal.role != "officer":
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            f"{principal.name} may look accounts up only; changes take a police key",
-        )
+    require_scope(principal, OFFICER, "change accounts (police units only)", realm=REALM)
+    return principal
+
+
+async def auditor(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    """The caller, if its credentials carry `audit.read`; 403 otherwise."""
+    require_scope(principal, AUDIT_READ, "read the audit (auditors only)", realm=REALM)
     return principal
 
 
@@ -128,6 +152,6 @@ ProviderDep = Annotated[OidcProvider, Depends(_provider)]
 AuditDep = Annotated[AuditLog, Depends(_audit)]
 RequestIdDep = Annotated[str, Depends(_request_id)]
 IssuerDep = Annotated[str, Depends(_issuer)]
-AgencyDep = Annotated[Principal, Depends(_principal)]  # agencies and police units may both look up
+AgencyDep = Annotated[Principal, Depends(_agency)]  # agencies and police units with a look-up scope
 OfficerDep = Annotated[Principal, Depends(_officer)]
 LoginFaultsDep = Depends(_login_faults)

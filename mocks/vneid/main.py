@@ -10,11 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from mocks.ndxp.audit import AuditLog
+from mocks.common.audit import AuditLog
+from mocks.common.ratelimit import RateLimiter
+from mocks.common.settings import token_service
 from mocks.ndxp.db import PopulationDB, open_population
 from mocks.ndxp.middleware import FaultInjector, RequestIdMiddleware
 from mocks.vneid.accounts import AccountsDB, open_accounts
-from mocks.vneid.api.main import api_router, oidc_router
+from mocks.vneid.api.main import api_router, oauth_router, oidc_router
 from mocks.vneid.api.routes import health
 from mocks.vneid.config import VneidSettings, get_settings
 from mocks.vneid.deps import build_principals
@@ -30,11 +32,26 @@ __all__ = ["create_app"]
 _log = logging.getLogger(LOGGER)
 
 DESCRIPTION = """\
-Mock of Vietnam's national e-ID system (VNeID). Police units (`X-API-Key`, officer keys) file
+Mock of Vietnam's national e-ID system (VNeID). Police units (scope `account.officer`) file
 applications for level-1 and level-2 accounts, approve them (level 1: matched against the National
 Population Database; level 2: verified in person) and lock or unlock them; citizens activate their
 account and log in to relying parties through OpenID Connect (authorization code + PKCE S256);
 agencies look an account's status up (audited, with a `purpose`). Every change is an event in an outbox.
+
+**Authentication.** Agencies and police units get a short-lived bearer token with their OAuth2 client
+credentials (`POST /oauth/token`, `grant_type=client_credentials`, HTTP Basic or form fields, optional
+`scope`) and send it as `Authorization: Bearer …` on every `/v1` request. The older `X-API-Key` still
+works where the operator configured keys, but is deprecated (answers carry `Deprecation: true`).
+
+**Scopes decide the fields.** `account.status` (status, level, province, dates), `account.identity`
+(the personal ID), `account.officer` (the police's operations), `audit.read` (auditors). A field outside
+the token's scopes is left out of the look-up and named in its `withheld` list.
+
+**Rate limits** per agency (token bucket): over the limit is `429` with `Retry-After` (seconds).
+
+**Audit.** Every answer about an account to an agency or a police unit is one audit entry (fields shown,
+agency, purpose, request ID), read at `GET /v1/audit` with `audit.read`. `X-Request-ID` is echoed (one is
+made when absent): send your own to find your requests in the audit.
 """
 
 
@@ -79,7 +96,11 @@ def create_app(settings: VneidSettings | None = None, *, citizens: CitizenLookup
     app = FastAPI(title="Mock VNeID", description=DESCRIPTION, version="1", lifespan=lifespan)
     app.state.settings = settings
     app.state.startup_error = None
-    app.state.principals = build_principals(settings)
+    app.state.principals = build_principals(settings)  # the deprecated API keys
+    app.state.tokens = token_service(
+        settings.token_secret, audience="vneid", ttl_s=settings.agency_token_ttl_s
+    )
+    app.state.limiter = RateLimiter()  # rates per agency come from the settings at each check
     app.state.faults = FaultInjector(
         settings.login_error_rate, settings.login_latency_ms, settings.fault_seed
     )
@@ -87,6 +108,7 @@ def create_app(settings: VneidSettings | None = None, *, citizens: CitizenLookup
     app.add_exception_handler(AccountError, _account_error)
     app.add_exception_handler(PopulationUnavailableError, _account_error)
     app.include_router(health.router)
+    app.include_router(oauth_router)
     app.include_router(oidc_router)
     app.include_router(api_router, prefix="/v1")
     return app

@@ -15,6 +15,7 @@ from schemas.provinces import is_province
 __all__ = [
     "PASSCODE_PATTERN",
     "PERSONAL_ID_PATTERN",
+    "AccountLookupPublic",
     "AccountPublic",
     "AccountStatusPublic",
     "ActivationCreate",
@@ -88,6 +89,24 @@ class AccountStatusPublic(BaseModel):
     @classmethod
     def of(cls, account: Account) -> AccountStatusPublic:
         return cls.model_validate(account, from_attributes=True)
+
+
+class AccountLookupPublic(BaseModel):
+    """An agency's look-up: the fields of `AccountStatusPublic` its scopes cover. A field outside them is
+    absent (not null) and named in `withheld`."""
+
+    personal_id: str | None = None
+    province: str | None = None
+    status: Status | None = None
+    level: Level | None = None
+    applied_at: datetime | None = None
+    approved_at: datetime | None = None
+    activated_at: datetime | None = None
+    locked_at: datetime | None = None
+    updated_at: datetime | None = None
+    withheld: list[str] = Field(
+        default_factory=list, description="fields left out because the credentials' scopes do not cover them"
+    )
 
 
 class AccountPublic(AccountStatusPublic):

@@ -1,6 +1,13 @@
-"""Running the mock VNeID: `VneidServer` (uvicorn in a background thread) and blocking `run()`."""
+"""Running the mock VNeID: `VneidServer` (uvicorn in a background thread) and blocking `run()`.
+
+With `VNEID_TLS_CERTFILE` and `VNEID_TLS_KEYFILE` set, both serve HTTPS (uvicorn's `ssl_certfile` and
+`ssl_keyfile`); clients verify the certificate against their CA file.
+"""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -9,18 +16,26 @@ from mocks.common.threaded_server import ThreadedServer
 from mocks.ndxp.middleware import FaultInjector
 from mocks.vneid.config import VneidSettings, get_settings
 from mocks.vneid.exceptions import ServerStartError
-from mocks.vneid.logs import install_log_filters
+from mocks.vneid.logs import LOGGER, install_log_filters
 from mocks.vneid.main import create_app
 from mocks.vneid.matching import CitizenLookup
 
 __all__ = ["VneidServer", "run"]
 
 
+def _tls(settings: VneidSettings) -> dict[str, Any]:
+    """uvicorn's TLS options for the settings (none when TLS is off)."""
+    if settings.tls_certfile is None or settings.tls_keyfile is None:
+        return {}
+    return {"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
+
+
 class VneidServer(ThreadedServer):
     """The VNeID app served by uvicorn on a background thread, for tests and in-process orchestration.
 
     Binding happens in `start()` (port 0: a free port chosen by the OS), so the URL is known before the
-    thread runs; `base_url` is the issuer unless VNEID_ISSUER says otherwise. Use as a context manager
+    thread runs (`https` when the settings turn TLS on); `base_url` is the issuer unless VNEID_ISSUER
+    says otherwise. Use as a context manager
     or call `start()`/`stop()`; a server that does not come up raises `ServerStartError`.
     """
 
@@ -44,6 +59,7 @@ class VneidServer(ThreadedServer):
             access_log=self.settings.access_log,
             log_level=self.settings.log_level,
             startup_timeout=startup_timeout,
+            **_tls(self.settings),
         )
 
     @property
@@ -65,6 +81,9 @@ def run(settings: VneidSettings | None = None, host: str = "127.0.0.1", port: in
         port=port,
         access_log=settings.access_log,
         log_level=settings.log_level,
+        **_tls(settings),
     )
     install_log_filters()  # after uvicorn configured logging, so its loggers keep the mask
+    # The package's own lines (tokens issued, rate limits with the request ID) at the server's level.
+    logging.getLogger(LOGGER).setLevel(settings.log_level.upper())
     uvicorn.Server(config).run()

@@ -144,12 +144,14 @@ def test_the_connector_publishes_while_the_server_changes_accounts(
 ) -> None:
     settings = VneidSettings(
         database_url=f"sqlite:///{tmp_path / 'vneid.sqlite3'}",
-        officer_keys={"police-019": "k-019"},
+        clients={"police-019": {"secret": "k-019", "scopes": ["account.officer"]}},
         access_log=False,
     )
-    officer = {"X-API-Key": "k-019"}
     stop = threading.Event()
     with VneidServer(settings, citizens=lookup) as server:
+        grant = {"grant_type": "client_credentials"}
+        token = httpx.post(f"{server.base_url}/oauth/token", data=grant, auth=("police-019", "k-019"))
+        officer = {"Authorization": f"Bearer {token.json()['access_token']}"}
         connector = VneidEventConnector(kafka_bootstrap, topic, Outbox.open(settings.database_url))
         worker = threading.Thread(target=connector.run, args=(stop, 0.05), name="vneid-connector")
         worker.start()

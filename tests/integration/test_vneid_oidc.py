@@ -35,7 +35,6 @@ from schemas.personal_id import make_personal_id
 
 pytestmark = pytest.mark.integration
 
-OFFICER = {"X-API-Key": "test-police-008"}
 REDIRECT = "http://127.0.0.1:9/callback"  # never called: the test reads the redirect itself
 SECRET = "bhxh-client-secret"
 PASSCODE = "135790"
@@ -74,8 +73,9 @@ def settings_for(tmp: Path, **overrides: Any) -> VneidSettings:
         "database_url": f"sqlite:///{tmp / 'vneid.sqlite3'}",
         "population_url": f"sqlite:///{tmp / 'npd.sqlite3'}",
         "api_keys": {"dvc-008": "test-dvc-008"},
-        "officer_keys": {"police-008": "test-police-008"},
-        "clients": {
+        "officer_keys": {},
+        "clients": {"police-008": {"secret": "test-police-008", "scopes": ["account.officer"]}},
+        "relying_parties": {
             "dvc-008": Registration(redirect_uris=[REDIRECT]),
             "bhxh-portal": Registration(redirect_uris=[REDIRECT], client_secret=SECRET),
         },
@@ -104,6 +104,14 @@ def citizens() -> Iterator[Citizen]:
     return iter(CITIZENS)  # each test takes fresh citizens, so the module's accounts never collide
 
 
+def officer(base: str) -> dict[str, str]:
+    """The police unit's `Authorization` header: a token for its client credentials."""
+    grant = {"grant_type": "client_credentials"}
+    token = httpx.post(f"{base}/oauth/token", data=grant, auth=("police-008", "test-police-008"))
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
 def account(base: str, citizen: Citizen, level: int, passcode: str = PASSCODE) -> None:
     """Apply, approve (level 1) or verify in person (level 2), activate: the police's and citizen's steps."""
     body = {
@@ -111,9 +119,10 @@ def account(base: str, citizen: Citizen, level: int, passcode: str = PASSCODE) -
         "date_of_birth": citizen.date_of_birth.isoformat(), "gender": citizen.gender,
         "province": "008", "level": level,
     }  # fmt: skip
-    assert httpx.post(f"{base}/v1/accounts", json=body, headers=OFFICER).status_code == 201
+    police = officer(base)
+    assert httpx.post(f"{base}/v1/accounts", json=body, headers=police).status_code == 201
     step = "approve" if level == 1 else "verify-in-person"
-    approval = httpx.post(f"{base}/v1/accounts/{citizen.personal_id}/{step}", headers=OFFICER)
+    approval = httpx.post(f"{base}/v1/accounts/{citizen.personal_id}/{step}", headers=police)
     assert approval.status_code == 200, approval.text
     code = approval.json()["activation_code"]
     activation = {"activation_code": code, "passcode": passcode}
@@ -211,7 +220,9 @@ def test_a_locked_account_cannot_log_in_and_its_tokens_stop_working(
         token = rp.fetch_access_token(REDIRECT, code=answer["code"], code_verifier=request["code_verifier"])
         lock = {"reason": "phone reported stolen"}
         assert httpx.post(
-            f"{server.base_url}/v1/accounts/{citizen.personal_id}/lock", json=lock, headers=OFFICER
+            f"{server.base_url}/v1/accounts/{citizen.personal_id}/lock",
+            json=lock,
+            headers=officer(server.base_url),
         ).is_success
         refused = log_in(browser, rp.create_authorization_url(REDIRECT)["url"], citizen.personal_id)
         assert refused["error"] == "access_denied" and "locked" in refused["error_description"]
@@ -221,7 +232,7 @@ def test_a_locked_account_cannot_log_in_and_its_tokens_stop_working(
         assert userinfo.status_code == 401 and 'error="invalid_token"' in userinfo.headers["www-authenticate"]
 
         assert httpx.post(
-            f"{server.base_url}/v1/accounts/{citizen.personal_id}/unlock", headers=OFFICER
+            f"{server.base_url}/v1/accounts/{citizen.personal_id}/unlock", headers=officer(server.base_url)
         ).is_success
         assert "code" in log_in(browser, rp.create_authorization_url(REDIRECT)["url"], citizen.personal_id)
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import ValidationError
 
-from mocks.ndxp.audit import AuditLog, Disclosure
+from mocks.common.audit import AuditLog, Disclosure
 from mocks.ndxp.config import NdxpSettings
 from mocks.ndxp.db import PopulationDB, open_population, read_population_file
 from mocks.ndxp.disclosure import judge_name

@@ -20,7 +20,9 @@ def production(**overrides: Any) -> dict[str, Any]:
         "environment": "production",
         "api_keys": {"dvc-008": "a-long-agency-secret"},
         "officer_keys": {"police-008": "a-long-police-secret"},
-        "clients": {"dvc-008": RelyingParty(redirect_uris=["https://dvc.example/cb"], client_secret="cs")},
+        "relying_parties": {
+            "dvc-008": RelyingParty(redirect_uris=["https://dvc.example/cb"], client_secret="cs")
+        },
         "subject_salt": "a-long-salt",
         "signing_key": PEM,
     }
@@ -30,20 +32,21 @@ def production(**overrides: Any) -> dict[str, Any]:
 
 def test_development_starts_with_no_configuration() -> None:
     settings = VneidSettings()
-    assert settings.environment == "development" and DEV_CLIENT_ID in settings.clients
+    assert settings.environment == "development" and DEV_CLIENT_ID in settings.relying_parties
     assert settings.signing_key is None and settings.login_error_rate == 0.0
 
 
 def test_settings_come_from_vneid_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VNEID_API_KEYS", '{"bhxh-052": "k1"}')
     monkeypatch.setenv(
-        "VNEID_CLIENTS", '{"rp": {"redirect_uris": ["https://rp.example/cb"], "sector": "gov"}}'
+        "VNEID_RELYING_PARTIES", '{"rp": {"redirect_uris": ["https://rp.example/cb"], "sector": "gov"}}'
     )
     monkeypatch.setenv("VNEID_LOGIN_ERROR_RATE", "0.25")
     monkeypatch.setenv("VNEID_FAULT_SEED", "7")
     settings = VneidSettings()
     assert settings.api_keys["bhxh-052"].get_secret_value() == "k1"
-    assert settings.clients["rp"].sector == "gov" and settings.clients["rp"].client_secret is None
+    rp = settings.relying_parties["rp"]
+    assert rp.sector == "gov" and rp.client_secret is None
     assert (settings.login_error_rate, settings.fault_seed) == (0.25, 7)
     assert "k1" not in repr(settings)  # secrets stay hidden
 
@@ -59,8 +62,11 @@ def test_production_with_own_secrets_is_accepted() -> None:
         ({"officer_keys": {"police-008": "dev-key-police-008"}}, "built-in development API keys"),
         ({"subject_salt": "dev-subject-salt"}, "VNEID_SUBJECT_SALT"),
         ({"signing_key": None}, "VNEID_SIGNING_KEY"),
-        ({"clients": {}}, "VNEID_CLIENTS"),
-        ({"clients": {DEV_CLIENT_ID: RelyingParty(redirect_uris=["http://x/cb"])}}, "VNEID_CLIENTS"),
+        ({"relying_parties": {}}, "VNEID_RELYING_PARTIES"),
+        (
+            {"relying_parties": {DEV_CLIENT_ID: RelyingParty(redirect_uris=["http://x/cb"])}},
+            "VNEID_RELYING_PARTIES",
+        ),
     ],
 )
 def test_production_refuses_development_defaults(overrides: dict[str, Any], message: str) -> None:

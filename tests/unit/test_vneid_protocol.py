@@ -180,7 +180,7 @@ def test_a_key_from_pem_keeps_its_kid_and_bad_pem_is_refused() -> None:
 def provider(tmp_path: Path) -> OidcProvider:
     settings = VneidSettings(
         database_url=f"sqlite:///{tmp_path / 'v.sqlite3'}",
-        clients={
+        relying_parties={
             "public": RelyingParty(redirect_uris=[REDIRECT]),
             "secret": RelyingParty(redirect_uris=[REDIRECT], client_secret="s3cret"),
         },

@@ -88,7 +88,7 @@ class OidcProvider:
         }
 
     def check_request(self, params: Mapping[str, str]) -> AuthorizationRequest:
-        return parse_authorization_request(params, self.settings.clients)
+        return parse_authorization_request(params, self.settings.relying_parties)
 
     def login(self, request: AuthorizationRequest, personal_id: str, passcode: str) -> str:
         """The redirect carrying a code for the citizen whose passcode this is; `OidcError` if none."""
@@ -114,7 +114,7 @@ class OidcProvider:
     def _authenticate_client(self, form: Mapping[str, str], authorization: str | None) -> str:
         basic = _basic(authorization)
         client_id, secret = basic if basic else (form.get("client_id", ""), form.get("client_secret"))
-        client = self.settings.clients.get(client_id)
+        client = self.settings.relying_parties.get(client_id)
         if client is None:
             raise _client_error(
                 f"client_id {client_id!r} is not registered" if client_id else "client_id is missing"
@@ -182,5 +182,5 @@ class OidcProvider:
         return userinfo_claims(self._subject(grant.client_id, account.account_id), account, grant.scope)
 
     def _subject(self, client_id: str, account_id: str) -> str:
-        sector = self.settings.clients[client_id].sector or client_id
+        sector = self.settings.relying_parties[client_id].sector or client_id
         return pairwise_subject(self._salt, sector, account_id)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic_core import to_json
 
-from mocks.ndxp.audit import AuditLog, Disclosure
+from mocks.common.audit import AuditLog, Disclosure
 from mocks.ndxp.civil_db import CivilRegistry, CivilResult
 from mocks.ndxp.db import PopulationDB
 from mocks.ndxp.deps import AgencyDep, AuditDep, RequestIdDep, require_scope

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 
+from mocks.common.audit import AuditLog, Disclosure
 from mocks.ndxp.api.routes.civil import civil_registry
-from mocks.ndxp.audit import AuditLog, Disclosure
 from mocks.ndxp.civil_db import ResidenceChange, ResidenceConflictError, UnknownCitizenError
 from mocks.ndxp.deps import AgencyDep, AuditDep, Principal, RequestIdDep, require_scope
 from mocks.ndxp.models import Message, ResidenceDeregistration, ResidencePublic, ResidenceRegistration

@@ -1,21 +1,22 @@
-"""The disclosure audit: who saw which citizen's fields, when, why, under which request. Append-only."""
+"""The disclosure audit of a mock (NDXP, VNeID): who saw which citizen's fields, when, why, under which
+request. Append-only: SQLite triggers refuse UPDATE and DELETE on the table."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
-from mocks.ndxp.sqlite import SqliteConnections
-
-__all__ = ["AuditEntry", "AuditLog", "Disclosure"]
+__all__ = ["AuditEntry", "AuditLog", "Connections", "Disclosure"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,           -- UTC, ISO 8601
-    agency TEXT NOT NULL,       -- who: the agency the API key belongs to
+    agency TEXT NOT NULL,       -- who: the agency (OAuth client or API key holder)
     personal_id TEXT NOT NULL,  -- which citizen
     fields TEXT NOT NULL,       -- which fields, a JSON array
     purpose TEXT NOT NULL,      -- why, as the caller stated it
@@ -35,6 +36,12 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _COLUMNS = "seq, at, agency, personal_id, fields, purpose, request_id, endpoint"
+
+
+class Connections(Protocol):
+    """Per-thread connections to the mock's SQLite file (`mocks.ndxp.sqlite.SqliteConnections`)."""
+
+    def get(self) -> sqlite3.Connection: ...
 
 
 def _now() -> datetime:
@@ -69,9 +76,9 @@ class AuditEntry:
 
 
 class AuditLog:
-    """The audit table, in the same SQLite file as the population (its own table, its own triggers)."""
+    """The audit table, in the same SQLite file as the mock's data (its own table, its own triggers)."""
 
-    def __init__(self, connections: SqliteConnections) -> None:
+    def __init__(self, connections: Connections) -> None:
         self.connections = connections
         self.connections.get().executescript(_SCHEMA)
 
