@@ -77,11 +77,16 @@ class AccountService:
         return Approval(self.db.change(personal_id, Action.VERIFY_IN_PERSON, full_name=name), None)
 
     def activate(self, personal_id: str, activation_code: str, passcode: str) -> Account:
-        """The citizen's first log-in: the activation code proves the approval reached them; sets passcode."""
-        account = self.db.get(personal_id)
-        transition(account.state, Action.ACTIVATE)
-        if not verify_secret(activation_code, account.activation_hash):
+        """The citizen's first log-in: the activation code proves the approval reached them; sets passcode.
+
+        The code is checked first, and an unknown ID or an account without a code gets the same answer as
+        a wrong code: without credentials, this route must not tell who has an account or its status.
+        """
+        account = self.db.find(personal_id)
+        code_hash = account.activation_hash if account is not None else None
+        if account is None or not code_hash or not verify_secret(activation_code, code_hash):
             raise ActivationCodeError("wrong activation code; use the one-time code given at approval")
+        transition(account.state, Action.ACTIVATE)
         return self.db.change(personal_id, Action.ACTIVATE, passcode_hash=hash_secret(passcode))
 
     def lock(self, personal_id: str, reason: str) -> Account:

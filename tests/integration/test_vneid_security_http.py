@@ -28,6 +28,13 @@ pytestmark = pytest.mark.integration
 CLIENTS: dict[str, dict[str, Any]] = {
     "lgsp-008": {"secret": "lgsp-secret-008", "scopes": ["account.status", "account.identity"]},
     "bhxh-008": {"secret": "bhxh-secret-008", "scopes": ["account.status"], "rate_per_s": 0.5, "burst": 2},
+    # Its own bucket for the rate-limit test: no other test's requests may have spent it.
+    "limited-008": {
+        "secret": "limited-secret-008",
+        "scopes": ["account.status"],
+        "rate_per_s": 0.5,
+        "burst": 2,
+    },
     "police-008": {"secret": "police-secret-008", "scopes": ["account.officer"]},
     "c06-audit": {"secret": "audit-secret-c06", "scopes": ["audit.read"]},
 }
@@ -145,12 +152,12 @@ def test_over_the_limit_is_429_with_retry_after(server: VneidServer) -> None:
     citizen = CITIZENS[2]
     open_account(server.base_url, citizen)
     url = f"{server.base_url}/v1/accounts/{citizen.personal_id}"
-    sector = bearer(server.base_url, "bhxh-008")  # 0.5 requests/s, burst 2
-    before = len(audit(server.base_url, agency="bhxh-008", personal_id=citizen.personal_id))
+    sector = bearer(server.base_url, "limited-008")  # 0.5 requests/s, burst 2
+    before = len(audit(server.base_url, agency="limited-008", personal_id=citizen.personal_id))
     codes = [httpx.get(url, params={"purpose": "p"}, headers=sector) for _ in range(3)]
     assert [r.status_code for r in codes] == [200, 200, 429]
     assert codes[2].headers["retry-after"] == "2" and "rate limit" in codes[2].json()["detail"]
-    after = audit(server.base_url, agency="bhxh-008", personal_id=citizen.personal_id)
+    after = audit(server.base_url, agency="limited-008", personal_id=citizen.personal_id)
     assert len(after) == before + 2  # the refused request disclosed nothing
 
 

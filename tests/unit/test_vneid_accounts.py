@@ -182,8 +182,11 @@ def test_one_account_per_citizen(service: AccountService, db: AccountsDB) -> Non
 
 def test_activation_needs_the_code_from_the_approval(service: AccountService, db: AccountsDB) -> None:
     service.apply(applicant(), "008", 1)
-    with pytest.raises(IllegalTransitionError, match="not approved yet"):
+    # Before approval there is no code: the same answer as a wrong code, telling nothing of the status.
+    with pytest.raises(ActivationCodeError, match="wrong activation code"):
         service.activate(DUC.personal_id, "ANYCODE", "123456")
+    with pytest.raises(ActivationCodeError, match="wrong activation code"):
+        service.activate("008190000001", "ANYCODE", "123456")  # nobody's account: the same answer
     code = service.approve(DUC.personal_id).activation_code
     assert code is not None
     with pytest.raises(ActivationCodeError):
