@@ -458,6 +458,7 @@ def _start_dashboard(stack: ExitStack, run: Run, port: int) -> str:
         totals=lambda: run.published_by_source,
         lag_monitor=run.lag_monitor,
         sources=[(s.sector.value, s.province) for s in run.scenario.sources],
+        cleansing=[(s.sector.value, s.province) for s in run.scenario.sources if s.cleansing is not None],
     )
     server = DashboardServer(view, port=port)
     url = server.start()

@@ -2,6 +2,9 @@
 
 Chromium is Debian's (/usr/bin/chromium, `scripts/install-chromium.sh`), driven by Playwright through
 `executable_path`: no browser is ever downloaded. The screenshot is kept in test-artifacts/dashboard.png.
+The scenario has a civil-status source (its births and deaths start linked procedures, whose children's
+cards make a source nobody published) and a labour source with a cleansing loop, so the page's chain and
+cleansing panels are checked against the summary too.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from rich.console import Console
 
 from popsync.collector import RecordResult
 from popsync.dashboard import DashboardServer, RunView
-from popsync.report import report_line, vn_int, vn_percent
+from popsync.report import report_line, seconds, vn_int, vn_percent
 from popsync.simulate import Run, RunOptions, run_scenario
 
 pytestmark = pytest.mark.integration
@@ -51,7 +54,7 @@ name: dashboard
 seed: 7
 partitions: 3
 population:
-  generate: {"008": 3000, "052": 2400}
+  generate: {"008": 3000, "052": 2400, "019": 6000}
 sources:
   - sector: insurance
     province: "008"
@@ -65,10 +68,22 @@ sources:
     rate: 600
     generate:
       records: 1800
-      unsynced: {mismatch: 15, not_found: 10, moved: 25, deceased: 5}
+      unsynced: {mismatch: 15, not_found: 10, moved: 25, deceased: 5, missing_fields: 12}
       corrected: {no_diacritics: 20}
+    cleansing:
+      missing_fields: {share: 1.0, after_s: 0.5}
+      mismatch: {share: 0.5, after_s: 1}
+  - sector: civil_status
+    province: "019"
+    rate: 20
+    generate:
+      births: 30
+      deaths: 10
+      marriages: 4
+      unsynced: {missing_fields: 2, duplicate: 2}
 """
 PUBLISHED = {("insurance", "008"): 2400, ("labour", "052"): 1800}
+CARDS = "insurance-019"  # the children's cards the birth chains of 019 make: a total not known in advance
 
 # Every source card's figures as the page shows them.
 READ_FIGURES = """() => Array.from(document.querySelectorAll('[data-source]')).map((card) => {
@@ -84,6 +99,28 @@ READ_FIGURES = """() => Array.from(document.querySelectorAll('[data-source]')).m
   };
 })"""
 RUN_RECONCILED = "Number(document.querySelector('[data-testid=\"run-reconciled\"]').dataset.value || 0)"
+# The linked procedures and the cleansing loops as the page shows them.
+READ_PANELS = """() => {
+  const text = (card, id) => card.querySelector(`[data-testid="${id}"]`).textContent;
+  const read = (card, ids) => Object.fromEntries(ids.map((id) => [id, text(card, id)]));
+  const chains = Array.from(document.querySelectorAll('[data-chain]')).map((card) => ({
+    id: card.dataset.chain, name: card.querySelector('h3').firstChild.textContent.trim(),
+    ...read(card, ['chain-started', 'chain-completed', 'chain-stalled', 'chain-in-progress', 'chain-median']),
+  }));
+  const cleansing = Array.from(document.querySelectorAll('[data-cleansing]')).map((card) => ({
+    id: card.dataset.cleansing,
+    ...read(card, ['cleansing-tasks', 'cleansing-republished', 'cleansing-fixed']),
+    kinds: Object.fromEntries(Array.from(card.querySelectorAll('[data-testid="cleansing-kind"]')).map(
+      (row) => [row.dataset.outcome, row.querySelector('[data-testid="kind-fixed"]').textContent])),
+  }));
+  const bars = Object.fromEntries(Array.from(document.querySelectorAll('[data-source]')).map((card) => [
+    card.dataset.source, !card.querySelector('[data-testid="progress"]').hidden]));
+  return {chains, cleansing, bars};
+}"""
+CHAIN_NAMES = {
+    "birth": "“Đăng ký khai sinh - Đăng ký thường trú - Cấp thẻ BHYT cho trẻ em dưới 6 tuổi”",
+    "death": "“Đăng ký khai tử - Xóa đăng ký thường trú - Trợ cấp mai táng phí”",
+}
 
 
 def _require_chromium() -> None:
@@ -96,19 +133,56 @@ def _require_chromium() -> None:
 
 def expected_figures(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """What the page must show for each source once the run is over: the summary in the seeds' format."""
-    return [
+    return sorted(
+        [
+            {
+                "id": f"{t['sector']}-{t['province']}",
+                "reconciled": vn_int(t["total"]),
+                "synced": vn_int(t["synced"]),
+                "unsynced": vn_int(t["unsynced"]),
+                "ratio": f"{vn_int(t['synced'])}/{vn_int(t['total'])}",
+                "percent": vn_percent(t["synced"], t["total"]),
+                "report_line": report_line(t),
+                "outcomes": {name: vn_int(n) for name, n in t["outcomes"].items()},
+            }
+            for t in summary["totals"]
+        ],
+        key=lambda f: f["id"],
+    )
+
+
+def expected_panels(summary: dict[str, Any]) -> dict[str, Any]:
+    """The chain and cleansing panels the page must show: the summary's `chains` and `cleansing`."""
+    chains = [
         {
-            "id": f"{t['sector']}-{t['province']}",
-            "reconciled": vn_int(t["total"]),
-            "synced": vn_int(t["synced"]),
-            "unsynced": vn_int(t["unsynced"]),
-            "ratio": f"{vn_int(t['synced'])}/{vn_int(t['total'])}",
-            "percent": vn_percent(t["synced"], t["total"]),
-            "report_line": report_line(t),
-            "outcomes": {name: vn_int(n) for name, n in t["outcomes"].items()},
+            "id": f"{c['province']}-{c['kind']}",
+            "name": CHAIN_NAMES[c["kind"]],
+            "chain-started": vn_int(c["started"]),
+            "chain-completed": vn_int(c["completed"]),
+            "chain-stalled": vn_int(c["stalled"]),
+            "chain-in-progress": vn_int(c["in_progress"]),
+            "chain-median": f"{seconds(c['duration_s']['p50'])} giây" if c["completed"] else "—",
         }
-        for t in summary["totals"]
+        for c in summary.get("chains", [])
     ]
+    cleansing = [
+        {
+            "id": f"{e['sector']}-{e['province']}",
+            "cleansing-tasks": vn_int(e["tasks"]),
+            "cleansing-republished": vn_int(e["republished"]),
+            "cleansing-fixed": vn_int(e["fixed"]),
+            "kinds": {
+                k: f"{vn_int(n)}/{vn_int(e['tasks_by_outcome'][k])}"
+                for k, n in e["fixed_by_outcome"].items()
+                if n > 0
+            },
+        }
+        for e in summary.get("cleansing", [])
+    ]
+    bars = {
+        f"{t['sector']}-{t['province']}": f"{t['sector']}-{t['province']}" != CARDS for t in summary["totals"]
+    }
+    return {"chains": chains, "cleansing": cleansing, "bars": bars}
 
 
 class BrowserDriver(threading.Thread):
@@ -122,9 +196,9 @@ class BrowserDriver(threading.Thread):
         super().__init__(name="dashboard-browser", daemon=True)
         self.screenshot = screenshot
         self.url: queue.Queue[str | None] = queue.Queue()
-        self.expected: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
+        self.expected: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.live: list[int] = []  # run-wide reconciled counts seen while the run went on
-        self.final: list[dict[str, Any]] = []
+        self.final: dict[str, Any] = {}
         self.consumer_rows = 0
         self.same_page = False
         self.page_errors: list[str] = []
@@ -157,14 +231,21 @@ class BrowserDriver(threading.Thread):
                 expected = self.expected.get(timeout=600)
                 if expected is None:
                     return
-                total = sum(int(e["reconciled"].replace(".", "")) for e in expected)
+                total = sum(int(e["reconciled"].replace(".", "")) for e in expected["sources"])
                 page.wait_for_function(
                     f"(total) => {RUN_RECONCILED} === total"
                     " && document.querySelector('[data-testid=\"run-status\"]').dataset.status === 'done'",
                     arg=total,
                     timeout=60_000,
                 )
-                self.final = page.evaluate(READ_FIGURES)
+                # The last fixes and chain steps may reach the page a refresh after the totals did.
+                deadline = time.monotonic() + 30
+                while True:
+                    self.final = {"sources": sorted(page.evaluate(READ_FIGURES), key=lambda f: f["id"])}
+                    self.final.update(page.evaluate(READ_PANELS))
+                    if self.final == expected or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.25)
                 self.same_page = page.evaluate("window.popsyncMarker") == "loaded once"
                 self.consumer_rows = page.locator('[data-testid="consumers"] tbody tr').count()
                 self.screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -190,11 +271,13 @@ def test_dashboard_shows_a_live_run_and_its_final_figures(kafka_bootstrap: str, 
         )
         monitor.start()
         started.append(monitor)
+        scenario_sources = run.scenario.sources
         view = RunView(
             run.collector,
-            totals=lambda: PUBLISHED if run.published else {},
+            totals=lambda: run.published_by_source,
             lag_monitor=monitor,
-            sources=list(PUBLISHED),
+            sources=[(s.sector.value, s.province) for s in scenario_sources],
+            cleansing=[(s.sector.value, s.province) for s in scenario_sources if s.cleansing is not None],
         )
         server = DashboardServer(view)
         started.append(server)
@@ -208,7 +291,9 @@ def test_dashboard_shows_a_live_run_and_its_final_figures(kafka_bootstrap: str, 
     )
     try:
         outcome = run_scenario(scenario, options, Console(file=io.StringIO(), width=120))
-        driver.expected.put(expected_figures(outcome.summary))
+        driver.expected.put(
+            {"sources": expected_figures(outcome.summary), **expected_panels(outcome.summary)}
+        )
         driver.join(timeout=180)
     finally:
         driver.url.put(None)
@@ -220,12 +305,23 @@ def test_dashboard_shows_a_live_run_and_its_final_figures(kafka_bootstrap: str, 
     assert not driver.is_alive(), "the browser did not finish"
     assert driver.page_errors == []
     summary = outcome.summary
-    assert {(t["sector"], t["province"]): t["total"] for t in summary["totals"]} == PUBLISHED
+    assert outcome.problems == []
+    totals = {(t["sector"], t["province"]): t["total"] for t in summary["totals"]}
+    assert {s: totals[s] for s in PUBLISHED} == PUBLISHED
+    assert set(totals) == {*PUBLISHED, ("civil_status", "019"), ("insurance", "019")}
+    chains = {(c["province"], c["kind"]): c for c in summary["chains"]}
+    assert set(chains) == {("019", "birth"), ("019", "death")}
+    assert all(c["completed"] > 0 and c["in_progress"] == 0 for c in chains.values())
+    (loop,) = summary["cleansing"]
+    assert (loop["sector"], loop["province"], loop["fixed"]) == ("labour", "052", 12 + 8)
     first, later = driver.live
     assert 0 < first < later, "the page's figures moved while the run went on"
-    assert first < sum(PUBLISHED.values()), "the page was read before the run was over"
+    assert first < sum(totals.values()), "the page was read before the run was over"
     assert driver.same_page, "the figures updated without a page reload"
-    assert driver.final == expected_figures(summary)
+    assert driver.final["sources"] == expected_figures(summary)
+    assert driver.final["chains"] == expected_panels(summary)["chains"]
+    assert driver.final["cleansing"] == expected_panels(summary)["cleansing"]
+    assert driver.final["bars"] == expected_panels(summary)["bars"], "no progress bar for the cards"
     assert driver.consumer_rows > 0, "the workers' consumer group is in the status table"
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
 
@@ -305,7 +401,7 @@ def test_dashboard_command_serves_a_deployments_results(
     env = {**os.environ, "POPSYNC_BOOTSTRAP_SERVERS": kafka_bootstrap}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         line = proc.stdout.readline()
         match = re.search(r"(http://\S+)", line)
         assert match, f"no URL in {line!r}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"

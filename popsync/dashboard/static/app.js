@@ -22,7 +22,7 @@ const RUN_STATUS = {
   waiting: ["Đang chờ dữ liệu", "waiting for results"],
   running: ["Đang xử lý", "running"],
   idle: ["Không có bản ghi mới", "idle: nothing decided in 10 s"],
-  done: ["Hoàn tất", "done: every record has an outcome"],
+  done: ["Hoàn tất", "done: every record has an outcome, every linked procedure has ended"],
   offline: ["Mất kết nối", "disconnected: retrying"],
 };
 
@@ -115,12 +115,16 @@ function sourceCard(src) {
         el("small", { text: " bản ghi đã làm sạch · cleaned/synced of all records" }))),
     el("div", { class: "progress", "data-testid": "progress", title: "đồng bộ · chưa đồng bộ · đang chờ" },
       el("div", { class: "seg synced" }), el("div", { class: "seg unsynced" })),
+    el("p", { class: "open-note", "data-testid": "open-note", hidden: "" },
+      "Tổng số không biết trước: bản ghi do thủ tục liên thông tạo ra (thẻ BHYT trẻ em dưới 6 tuổi) ",
+      el("small", { text: "total not known in advance: records made by linked procedures (children's health-insurance cards)" })),
     el("dl", { class: "figures" },
       figure("published", "Tổng số", "published", ""),
       figure("reconciled", "Đã đối soát", "reconciled", ""),
       figure("synced", "Đã đồng bộ", "synced", "good"),
       figure("unsynced", "Chưa đồng bộ", "unsynced", "warn"),
-      figure("pending", "Đang chờ", "pending", "muted")),
+      figure("pending", "Đang chờ", "pending", "muted"),
+      figure("made", "Do liên thông tạo", "made by linked procedures", "muted")),
     el("h3", {}, "Kết quả theo loại ", el("small", { text: "outcome breakdown" })),
     el("div", { class: "stack", "data-testid": "outcome-bar" }),
     el("div", { class: "stack-label" },
@@ -153,10 +157,20 @@ function updateSource(card, src) {
   setText(card, "synced", t.synced, src.synced);
   setText(card, "unsynced", t.unsynced, src.unsynced);
   setText(card, "pending", t.pending, src.pending);
+  setText(card, "made", t.made, src.made);
+  card.querySelector('[data-testid="made"]').parentElement.hidden = !src.made;
+  for (const id of ["published", "pending"]) {  // nothing to say for a total nobody published
+    card.querySelector(`[data-testid="${id}"]`).parentElement.hidden = src.open;
+  }
   const badge = card.querySelector('[data-testid="source-status"]');
-  const state = src.done ? "done" : src.reconciled ? "running" : "waiting";
+  const state = src.done ? "done" : src.open ? "open" : src.reconciled ? "running" : "waiting";
   badge.dataset.status = state;
-  badge.textContent = src.done ? "Hoàn tất · done" : `Đã đối soát ${t.progress_percent}`;
+  badge.textContent = src.done ? "Hoàn tất · done"
+    : src.open ? "Theo liên thông · made by linked procedures" : `Đã đối soát ${t.progress_percent}`;
+  // A total nobody knows in advance has no progress to show: the counts only, no bar.
+  card.dataset.open = String(src.open);
+  card.querySelector('[data-testid="progress"]').hidden = src.open;
+  card.querySelector('[data-testid="open-note"]').hidden = !src.open;
   card.querySelector(".seg.synced").style.width = (100 * src.shares.synced).toFixed(3) + "%";
   card.querySelector(".seg.unsynced").style.width = (100 * src.shares.unsynced).toFixed(3) + "%";
   drawStack(card.querySelector('[data-testid="outcome-bar"]'), src.outcomes, () => true);
@@ -181,6 +195,118 @@ function renderSources(sources) {
     }
     updateSource(card, src);
   }
+}
+
+// The card `selector` finds (made by `make` the first time) as the `index`th child of `box`: the state's
+// order, which a card arriving late (a death chain before the first birth chain) must not change.
+function placed(box, index, selector, make) {
+  const card = box.querySelector(selector) || make();
+  if (box.children[index] !== card) box.insertBefore(card, box.children[index] || null);
+  return card;
+}
+
+// ---- linked procedures ---------------------------------------------------------------------------
+
+const CHAIN_KIND = { birth: "khai sinh · birth", death: "khai tử · death" };
+
+function chainCard(chain) {
+  return el("article", { class: "chain", "data-testid": `chain-${chain.id}`, "data-chain": chain.id, "data-kind": chain.kind },
+    el("header", {},
+      el("h3", {}, `“${chain.name}” `, el("span", { class: "prov", text: `(${chain.province})` })),
+      el("span", { class: "en", text: `${CHAIN_KIND[chain.kind] || chain.kind} chain · tỉnh/province ${chain.province}` }),
+      el("span", { class: "badge", "data-testid": "chain-percent" })),
+    el("p", { class: "line", "data-testid": "chain-report-line", title: "dòng báo cáo · report line" }),
+    el("div", { class: "progress", "data-testid": "chain-progress", title: "hoàn thành · dừng giữa chừng · đang xử lý" },
+      el("div", { class: "seg completed" }), el("div", { class: "seg stalled" }), el("div", { class: "seg in-progress" })),
+    el("dl", { class: "figures" },
+      figure("chain-started", "Tiếp nhận", "started", ""),
+      figure("chain-completed", "Hoàn thành", "completed", "good"),
+      figure("chain-stalled", "Dừng giữa chừng", "stalled", "bad"),
+      figure("chain-in-progress", "Đang xử lý", "in progress", "muted"),
+      el("div", { class: "fig" },
+        el("dt", {}, "Thời gian trung vị", el("small", { text: "median chain time" })),
+        el("dd", { "data-testid": "chain-median", text: "—" }),
+        el("small", { class: "times", "data-testid": "chain-times" }))));
+}
+
+function updateChain(card, chain) {
+  const t = chain.texts;
+  setText(card, "chain-report-line", t.report_line);
+  setText(card, "chain-started", t.started, chain.started);
+  setText(card, "chain-completed", t.completed, chain.completed);
+  setText(card, "chain-stalled", t.stalled, chain.stalled);
+  setText(card, "chain-in-progress", t.in_progress, chain.in_progress);
+  setText(card, "chain-median", t.median, chain.completed ? chain.duration_s.p50 : null);
+  setText(card, "chain-times", chain.completed ? `p95 ${t.p95} · tối đa/max ${t.max}` : "");
+  setText(card, "chain-percent", `Hoàn thành ${t.ratio} · ${t.percent}`);
+  card.querySelector(".seg.completed").style.width = (100 * chain.shares.completed).toFixed(3) + "%";
+  card.querySelector(".seg.stalled").style.width = (100 * chain.shares.stalled).toFixed(3) + "%";
+  card.querySelector(".seg.in-progress").style.width = (100 * chain.shares.in_progress).toFixed(3) + "%";
+}
+
+function renderChains(chains, run) {
+  const panel = document.querySelector('[data-testid="chains-panel"]');
+  panel.hidden = chains.length === 0 && !run.not_begun;
+  const box = panel.querySelector('[data-testid="chains"]');
+  chains.forEach((chain, i) => {
+    const card = placed(box, i, `[data-chain="${chain.id}"]`, () => chainCard(chain));
+    updateChain(card, chain);
+  });
+  const note = panel.querySelector('[data-testid="chains-not-begun"]');
+  note.hidden = !run.not_begun;
+  note.dataset.value = String(run.not_begun);
+  note.replaceChildren(`Chờ bắt đầu: ${vnInt(run.not_begun)} hồ sơ đã đăng ký, chưa vào liên thông `,
+    el("small", { text: "registered births and deaths whose chain has not started yet" }));
+}
+
+// ---- cleansing loop --------------------------------------------------------------------------------
+
+function loopCard(loop) {
+  return el("article", { class: "loop", "data-testid": `cleansing-${loop.id}`, "data-cleansing": loop.id },
+    el("header", {},
+      el("h3", {}, loop.sector_label + " ", el("span", { class: "prov", text: `(${loop.province})` })),
+      el("span", { class: "en", text: `${loop.sector} · tỉnh/province ${loop.province}` }),
+      el("span", { class: "badge", "data-testid": "cleansing-percent" })),
+    el("p", { class: "line", "data-testid": "cleansing-report-line", title: "dòng báo cáo · report line" }),
+    el("div", { class: "progress", "data-testid": "cleansing-progress", title: "đã sửa, đồng bộ · gửi lại, vẫn chưa đồng bộ · chưa sửa" },
+      el("div", { class: "seg fixed" }), el("div", { class: "seg resent" })),
+    el("dl", { class: "figures" },
+      figure("cleansing-tasks", "Chưa đồng bộ lần đầu", "tasks: unsynced first outcomes", "warn"),
+      figure("cleansing-republished", "Đã sửa, gửi lại", "re-published", ""),
+      figure("cleansing-fixed", "Đã đồng bộ sau khi sửa", "fixed: unsynced → synced", "good")),
+    el("table", { class: "legend kinds", "data-testid": "cleansing-kinds" }, el("tbody")));
+}
+
+function updateLoop(card, loop) {
+  const t = loop.texts;
+  setText(card, "cleansing-report-line", t.report_line);
+  setText(card, "cleansing-tasks", t.tasks, loop.tasks);
+  setText(card, "cleansing-republished", t.republished, loop.republished);
+  setText(card, "cleansing-fixed", t.fixed, loop.fixed);
+  setText(card, "cleansing-percent", `Đã sửa ${t.ratio} · ${t.percent}`);
+  const resent = Math.max(0, loop.shares.republished - loop.shares.fixed);
+  card.querySelector(".seg.fixed").style.width = (100 * loop.shares.fixed).toFixed(3) + "%";
+  card.querySelector(".seg.resent").style.width = (100 * resent).toFixed(3) + "%";
+  const key = loop.kinds.map((k) => `${k.outcome}:${k.fixed}/${k.tasks}`).join(",");
+  const body = card.querySelector('[data-testid="cleansing-kinds"] tbody');
+  if (body.dataset.key === key) return;
+  body.dataset.key = key;
+  body.replaceChildren(...loop.kinds.map((k) => el("tr", { "data-testid": "cleansing-kind", "data-outcome": k.outcome },
+    el("td", {}, el("i", { class: "sw", style: `background:${OUTCOME_COLOURS[k.outcome] || "#999"}` })),
+    el("td", { class: "vi", text: k.label }),
+    el("td", { class: "code", text: k.outcome }),
+    el("td", { class: "n", "data-testid": "kind-fixed", "data-value": String(k.fixed), text: `${k.fixed_text}/${k.tasks_text}` }),
+    el("td", { class: "n share", text: k.percent }))));
+}
+
+function renderCleansing(loops) {
+  const panel = document.querySelector('[data-testid="cleansing-panel"]');
+  panel.hidden = loops.length === 0;
+  const box = panel.querySelector('[data-testid="cleansing"]');
+  loops.forEach((loop, i) => {
+    const card = placed(box, i, `[data-cleansing="${loop.id}"]`, () => loopCard(loop));
+    updateLoop(card, loop);
+  });
 }
 
 // ---- run totals ------------------------------------------------------------------------------
@@ -327,6 +453,8 @@ async function poll() {
     const state = await response.json();
     renderRun(state);
     renderSources(state.sources);
+    renderChains(state.chains, state.chains_run);
+    renderCleansing(state.cleansing);
     renderCharts(state);
     renderConsumers(state.consumers);
     document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
