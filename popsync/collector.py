@@ -153,8 +153,9 @@ class Collector:
             bool(body.get("legacy_id")),
             first,
             first_ms,
-            str(body.get("event") or ""),
-            str(body.get("chain") or ""),
+            # What a record is stays what its first result said (a later version may not repeat it).
+            str(body.get("event") or (previous.event if previous else "")),
+            str(body.get("chain") or (previous.chain if previous else "")),
         )
 
     def stream_counts(self) -> Counter[str]:

@@ -76,6 +76,7 @@ class Words:
     chain_stalled: str
     chain_in_progress: str
     chain_time: str
+    chain_cards: str
     time: str
     time_names: tuple[str, str, str]  # p50, p95, max
 
@@ -146,6 +147,7 @@ VI = Words(
     chain_stalled="dừng giữa chừng {n} hồ sơ",
     chain_in_progress="đang xử lý {n} hồ sơ",
     chain_time="thời gian liên thông: {times}",
+    chain_cards="cấp {n} thẻ BHYT trẻ em, {synced} thẻ đã xác thực với Cơ sở dữ liệu quốc gia về dân cư",
     time="{name} {value} giây",
     time_names=("trung vị", "p95", "tối đa"),
 )
@@ -226,6 +228,10 @@ EN = Words(
     chain_stalled="{n} stalled",
     chain_in_progress="{n} in progress",
     chain_time="time to complete: {times}",
+    chain_cards=(
+        "{n} children's health-insurance cards issued, {synced} verified against the National "
+        "Population Database"
+    ),
     time="{name} {value} s",
     time_names=("median", "p95", "max"),
 )
@@ -240,6 +246,7 @@ class Merged:
     civil_events: dict[Key, Mapping[str, Any]] = field(default_factory=dict)  # (province, event)
     cleansing: dict[Key, Mapping[str, Any]] = field(default_factory=dict)  # (sector, province)
     chains: dict[Key, Mapping[str, Any]] = field(default_factory=dict)  # (province, kind)
+    chain_cards: dict[Key, Mapping[str, Any]] = field(default_factory=dict)  # (province,)
     eid: dict[Key, Mapping[str, Any]] = field(default_factory=dict)  # (province,)
 
     def provinces(self) -> list[str]:
@@ -255,6 +262,7 @@ _SECTIONS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "civil_events": ("civil_events", ("province", "event"), "civil_status {province} {event} events"),
     "cleansing": ("cleansing", ("sector", "province"), "the cleansing of {sector} {province}"),
     "chains": ("chains", ("province", "kind"), "the {kind} linked procedures of {province}"),
+    "chain_cards": ("chain_cards", ("province",), "the children's cards of {province}"),
     "eid": ("eid", ("province",), "the e-ID figures of {province}"),
 }
 
@@ -314,6 +322,7 @@ class _Province:
         english = lang == Lang.EN
         self.int: Callable[[int], str] = en_int if english else vn_int
         self.pct: Callable[[int, int], str] = en_percent if english else vn_percent
+        self.cards = {k[0]: v for k, v in merged.chain_cards.items()}
 
     def blocks(self) -> list[str]:
         m, code = self.merged, self.code
@@ -453,6 +462,11 @@ class _Province:
                 parts.append(w.chain_stalled.format(n=self.int(c["stalled"])))
             if c.get("in_progress"):
                 parts.append(w.chain_in_progress.format(n=self.int(c["in_progress"])))
+            card = self.cards.get(c["province"]) if c["kind"] == "birth" else None
+            if card and card.get("cards"):
+                parts.append(
+                    w.chain_cards.format(n=self.int(card["cards"]), synced=self.int(card["cards_synced"]))
+                )
             if c.get("duration_s"):
                 parts.append(w.chain_time.format(times=self.times(c["duration_s"])))
             lines.append("; ".join(parts) + ".")

@@ -53,7 +53,7 @@ _SUMS = frozenset({"total", "synced", "unsynced"})
 # and re-published.
 FLAT_FIGURES = frozenset({"legacy_ids", "legacy_corrected", "fixed", "republished"})
 EXPECT_KEYS = frozenset({*_SUMS, *_OUTCOME_KEYS, *FLAT_FIGURES})
-CHAIN_FIGURES = frozenset({"started", "completed", "stalled", "in_progress"})
+CHAIN_FIGURES = frozenset({"started", "completed", "stalled", "in_progress", "cards", "cards_synced"})
 # e-ID figures an `expect_eid` entry may name: each in total or for one level (`approved_level_1`).
 EID_FIGURES = ("applied", "approved", "activated", "locked")
 EID_EXPECT_KEYS = frozenset(
@@ -386,6 +386,8 @@ class ChainExpectation(BaseModel):
     completed: int | None = Field(default=None, ge=0)
     stalled: int | None = Field(default=None, ge=0)
     in_progress: int | None = Field(default=None, ge=0)
+    cards: int | None = Field(default=None, ge=0)  # birth: children's health-insurance cards issued
+    cards_synced: int | None = Field(default=None, ge=0)  # … and reconciled as synced
 
     _check_province = field_validator("province", mode="before")(lambda cls, v: _province(v))
 

@@ -59,7 +59,9 @@ def build_summary(
     `corrections` by field) and the cleansing loop's (`republished`: records re-published with a later
     version, `fixed`: of those, the ones that moved from unsynced to synced). `cleansing` names the
     sources with a cleansing plan: each gets an entry in the summary's `cleansing` list. Civil-status
-    totals are also split by event (`civil_events`); `chains` (chain ID → state) become `chains` entries.
+    totals are also split by event (`civil_events`); `chains` (chain ID → state) become `chains` entries,
+    and the children's cards the birth chains made are counted per province in `chain_cards` (they stay
+    out of the totals).
     """
     events: dict[tuple[str, str], Counter[str]] = {}
     outcomes: dict[tuple[str, str], Counter[str]] = {}
@@ -69,10 +71,21 @@ def build_summary(
     fix_ms: dict[tuple[str, str], list[int]] = {}
     lags: list[int] = []
     n = 0
+    cards: dict[str, Counter[str]] = {}
     for key in keys:
         sector, province, _ = key.split("|", 2)
         source = (sector, province)
         result = results[key]
+        if result.chain:
+            # A record a linked procedure made (a child's health-insurance card) is reported with its
+            # chain, not in the sector's totals: a province's insurance figure stays its participants'.
+            card = cards.setdefault(province, Counter())
+            card["cards"] += 1
+            card["cards_synced"] += is_synced(result.outcome)
+            card[f"outcome:{result.outcome}"] += 1
+            lags.append(result.lag_ms)
+            n += 1
+            continue
         outcomes.setdefault(source, Counter())[result.outcome] += 1
         if result.event:
             by_event = events.setdefault((province, result.event), Counter())
@@ -163,6 +176,16 @@ def build_summary(
         summary["cleansing"] = cleansing_entries
     if chains:
         summary["chains"] = chain_entries(chains)
+    if cards:
+        summary["chain_cards"] = [
+            {
+                "province": p,
+                "cards": c["cards"],
+                "cards_synced": c["cards_synced"],
+                "outcomes": {o.value: c[f"outcome:{o.value}"] for o in RECORD_OUTCOMES},
+            }
+            for p, c in sorted(cards.items())
+        ]
     if eid:
         summary["eid"] = [dict(e) for e in eid]
     return summary
@@ -203,7 +226,9 @@ def check_chain_expectations(
     summary: Mapping[str, Any], expectations: Iterable[tuple[str, str, Mapping[str, int]]]
 ) -> list[str]:
     """The chain figures that differ, each as a sentence naming province, kind, figure, both values."""
-    by_key = {(c["province"], c["kind"]): c for c in summary.get("chains", [])}
+    by_key = {(c["province"], c["kind"]): dict(c) for c in summary.get("chains", [])}
+    for card in summary.get("chain_cards", []):
+        by_key.setdefault((card["province"], "birth"), {}).update(card)
     problems = []
     for province, kind, figures in expectations:
         entry = by_key.get((province, kind), {})

@@ -24,7 +24,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal, Protocol
 
-from fastapi import HTTPException, Request, Security, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import APIKeyHeader, OAuth2
 from pydantic import SecretStr
 
@@ -35,10 +36,14 @@ __all__ = [
     "AUDIT_READ",
     "AgencySettings",
     "Principal",
+    "any_scope_dependency",
+    "api_key_scheme",
     "key_digest",
     "key_principals",
+    "oauth2_scheme",
     "principal_dependency",
     "require_scope",
+    "scope_dependency",
 ]
 
 AUDIT_READ = "audit.read"  # the auditors' scope on every mock: reading the disclosure audit, nothing else
@@ -85,6 +90,23 @@ def require_scope(principal: Principal, scope: str, what: str, realm: str = "ndx
             f"{principal.agency} may not {what}: it takes the {scope} scope, which its credentials lack",
             headers={"WWW-Authenticate": f'{challenge}, scope="{scope}"'},
         )
+
+
+def api_key_scheme(description: str) -> APIKeyHeader:
+    """A mock's deprecated `X-API-Key` scheme (refusals are made by `principal_dependency`)."""
+    return APIKeyHeader(name="X-API-Key", auto_error=False, description=description)
+
+
+def oauth2_scheme(scopes: dict[str, str], description: str) -> OAuth2:
+    """A mock's OAuth2 client-credentials scheme (token at `/oauth/token`), `scopes` named → described."""
+    return OAuth2(
+        flows=OAuthFlows(
+            clientCredentials=OAuthFlowClientCredentials(tokenUrl="/oauth/token", scopes=scopes)
+        ),
+        scheme_name="OAuth2",
+        description=description,
+        auto_error=False,
+    )
 
 
 def _from_token(request: Request, token: str, realm: str) -> Principal:
@@ -169,3 +191,29 @@ def principal_dependency(
         return caller
 
     return principal
+
+
+def scope_dependency(
+    principal: Callable[..., Awaitable[Principal]], scope: str, what: str, realm: str = "ndxp"
+) -> Callable[..., Awaitable[Principal]]:
+    """The dependency that answers the caller of `principal` if it holds `scope` (`require_scope`)."""
+
+    async def scoped(caller: Annotated[Principal, Depends(principal)]) -> Principal:
+        require_scope(caller, scope, what, realm=realm)
+        return caller
+
+    return scoped
+
+
+def any_scope_dependency(
+    principal: Callable[..., Awaitable[Principal]], scopes: frozenset[str], refusal: str
+) -> Callable[..., Awaitable[Principal]]:
+    """The dependency that answers the caller of `principal` if it holds one of `scopes`; 403 otherwise,
+    saying the agency's name and then `refusal`."""
+
+    async def scoped(caller: Annotated[Principal, Depends(principal)]) -> Principal:
+        if not caller.scopes & scopes:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{caller.agency} {refusal}")
+        return caller
+
+    return scoped

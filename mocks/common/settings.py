@@ -1,6 +1,9 @@
 """The agency-security part of a mock's settings, checked the same way on every mock: the OAuth client
 registry (scopes known, auditors apart, no development or short secrets in production), the token
 signing key, rate limits, and TLS. Pure: each check raises `ValueError` saying which variable to fix.
+
+`AgencyMockSettings` is the base of a mock's settings class: the registry, rate limits and TLS it reads,
+and `check_agency_security()` for its validator.
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ import math
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
 from mocks.common.agency import AUDIT_READ
 from mocks.common.ratelimit import Rate
@@ -18,6 +23,7 @@ from mocks.common.security import MIN_SECRET_BYTES, OAuthClient, TokenService
 
 __all__ = [
     "MIN_PRODUCTION_CLIENT_SECRET",
+    "AgencyMockSettings",
     "check_clients",
     "check_tls",
     "client_rate",
@@ -102,3 +108,51 @@ def token_service(secret: SecretStr | None, *, audience: str, ttl_s: int) -> Tok
     key = secret.get_secret_value().encode() if secret else secrets.token_bytes(MIN_SECRET_BYTES)
     # No leeway: the same clock issues and verifies, so an expired token is refused to the second.
     return TokenService(key, issuer=audience, audience=audience, ttl_s=ttl_s, leeway_s=0)
+
+
+class AgencyMockSettings(BaseSettings):
+    """The base of a mock's settings: its subclass declares the fields below (each with its own
+    description) and names its built-in `dev_clients`, its `known_scopes` and what an auditor must not
+    also hold (`audited`, e.g. "citizen"); variables are named by the `env_prefix` of its config."""
+
+    dev_clients: ClassVar[Mapping[str, OAuthClient]]
+    known_scopes: ClassVar[Iterable[str]]
+    audited: ClassVar[str]
+
+    if TYPE_CHECKING:  # fields of the subclass
+        environment: str
+        clients: dict[str, OAuthClient] | None
+        token_secret: SecretStr | None
+        rate_limit_per_s: float | None
+        rate_limit_burst: int | None
+        tls_certfile: Path | None
+        tls_keyfile: Path | None
+
+    def check_agency_security(self) -> None:
+        """`check_clients` on the registry, then `check_tls`; for the subclass's model validator."""
+        prefix = str(self.model_config.get("env_prefix", ""))
+        check_clients(
+            self.oauth_clients,
+            known_scopes=self.known_scopes,
+            prefix=prefix,
+            production=self.environment != "development",
+            dev_secrets=[c.secret.get_secret_value() for c in self.dev_clients.values()],
+            token_secret=self.token_secret,
+            audited=self.audited,
+        )
+        check_tls(prefix, self.tls_certfile, self.tls_keyfile)
+
+    @property
+    def oauth_clients(self) -> dict[str, OAuthClient]:
+        """The registered clients: `clients`, or the built-in ones in development when unset."""
+        if self.clients is not None:
+            return self.clients
+        return dict(self.dev_clients) if self.environment == "development" else {}
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_certfile is not None
+
+    def rate_of(self, agency: str) -> Rate | None:
+        """The agency's rate limit: its client's own, else the default; None when unlimited."""
+        return client_rate(self.oauth_clients.get(agency), self.rate_limit_per_s, self.rate_limit_burst)

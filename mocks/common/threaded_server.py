@@ -1,25 +1,32 @@
 """`ThreadedServer`: a FastAPI app served by uvicorn on a background thread, for tests and in-process use.
 
 The mock NDXP, the mock VNeID and popsync's dashboard each subclass it; they choose the name in
-messages, the uvicorn options and the exception raised when the server does not come up.
+messages, the uvicorn options and the exception raised when the server does not come up. The two mocks
+do so through `MockServer`, which takes the uvicorn options from the mock's settings (`ServedSettings`),
+and serve in the foreground with `run_foreground`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
 
-__all__ = ["ThreadedServer"]
+if TYPE_CHECKING:
+    from mocks.ndxp.middleware import FaultInjector
+
+__all__ = ["MockServer", "ServedSettings", "ThreadedServer", "run_foreground", "tls_options"]
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -169,3 +176,87 @@ class ThreadedServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class ServedSettings(Protocol):
+    """What serving a mock needs of its settings."""
+
+    @property
+    def tls_certfile(self) -> Path | None: ...
+
+    @property
+    def tls_keyfile(self) -> Path | None: ...
+
+    @property
+    def access_log(self) -> bool: ...
+
+    @property
+    def log_level(self) -> str: ...
+
+
+def tls_options(settings: ServedSettings) -> dict[str, Any]:
+    """uvicorn's TLS options for the settings (none when TLS is off)."""
+    if settings.tls_certfile is None or settings.tls_keyfile is None:
+        return {}
+    return {"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
+
+
+class MockServer(ThreadedServer):
+    """A mock's app on a background thread, with its settings' access log, log level and TLS (`https` when
+    the settings turn TLS on). A subclass names itself (`server_name`), the exception of a failed start
+    (`start_error`) and may install its log filters in `_starting()`."""
+
+    server_name: ClassVar[str]
+    start_error: ClassVar[type[Exception]]
+
+    def __init__(
+        self,
+        app: FastAPI,
+        settings: ServedSettings,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(
+            app,
+            name=self.server_name,
+            error=self.start_error,
+            host=host,
+            port=port,
+            access_log=settings.access_log,
+            log_level=settings.log_level,
+            startup_timeout=startup_timeout,
+            **tls_options(settings),
+        )
+
+    @property
+    def faults(self) -> FaultInjector:
+        """The live fault injector (of `/v1`, or of the log-in endpoints): change `error_rate`/`latency_ms`
+        while the server runs."""
+        faults: FaultInjector = self.app.state.faults
+        return faults
+
+
+def run_foreground(
+    app: FastAPI,
+    settings: ServedSettings,
+    *,
+    host: str,
+    port: int,
+    install_log_filters: Callable[[], None],
+    logger: str,
+) -> None:
+    """Serve `app` in the foreground until interrupted; `logger` (the mock's package logger) logs at the
+    settings' level."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=settings.access_log,
+        log_level=settings.log_level,
+        **tls_options(settings),
+    )
+    install_log_filters()  # after uvicorn configured logging, so its loggers keep the mask
+    logging.getLogger(logger).setLevel(settings.log_level.upper())
+    uvicorn.Server(config).run()

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from mocks.common.ratelimit import Rate
 from mocks.common.security import MIN_SECRET_BYTES, OAuthClient, check_distinct_keys
-from mocks.common.settings import check_clients, check_tls, client_rate
+from mocks.common.settings import AgencyMockSettings
 from mocks.ndxp.scopes import AUDIT_READ, CITIZEN_SCOPES, CIVIL_REGISTER, KNOWN_SCOPES, RESIDENCE_WRITE
 from mocks.ndxp.sqlite import checked_sqlite_url
 
@@ -47,12 +46,15 @@ def _secrets(keys: dict[str, str]) -> dict[str, SecretStr]:
     return {agency: SecretStr(key) for agency, key in keys.items()}
 
 
-class NdxpSettings(BaseSettings):
+class NdxpSettings(AgencyMockSettings):
     """One deployable's settings. Key maps are JSON objects agency → key, e.g.
     `NDXP_API_KEYS='{"lgsp-008": "…", "lgsp-052": "…"}'`; clients are agency → client, e.g.
     `NDXP_CLIENTS='{"lgsp-008": {"secret": "…", "scopes": ["citizen.identity"], "rate_per_s": 20}}'`."""
 
     model_config = SettingsConfigDict(env_prefix="NDXP_", extra="ignore", frozen=True)
+    dev_clients = DEV_CLIENTS
+    known_scopes = KNOWN_SCOPES
+    audited = "citizen"
 
     environment: Literal["development", "production"] = "development"
     database_url: str = Field(
@@ -121,36 +123,8 @@ class NdxpSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _clients_safe(self) -> NdxpSettings:
-        check_clients(
-            self.oauth_clients,
-            known_scopes=KNOWN_SCOPES,
-            prefix="NDXP_",
-            production=self.environment != "development",
-            dev_secrets=[c.secret.get_secret_value() for c in DEV_CLIENTS.values()],
-            token_secret=self.token_secret,
-            audited="citizen",
-        )
+        self.check_agency_security()
         return self
-
-    @model_validator(mode="after")
-    def _tls_complete(self) -> NdxpSettings:
-        check_tls("NDXP_", self.tls_certfile, self.tls_keyfile)
-        return self
-
-    @property
-    def oauth_clients(self) -> dict[str, OAuthClient]:
-        """The registered clients: `clients`, or the built-in ones in development when unset."""
-        if self.clients is not None:
-            return self.clients
-        return dict(DEV_CLIENTS) if self.environment == "development" else {}
-
-    @property
-    def tls(self) -> bool:
-        return self.tls_certfile is not None
-
-    def rate_of(self, agency: str) -> Rate | None:
-        """The agency's rate limit: its client's own, else the default; None when unlimited."""
-        return client_rate(self.oauth_clients.get(agency), self.rate_limit_per_s, self.rate_limit_burst)
 
 
 @lru_cache(maxsize=1)

@@ -6,36 +6,28 @@ With `NDXP_TLS_CERTFILE` and `NDXP_TLS_KEYFILE` set, both serve HTTPS (uvicorn's
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-import uvicorn
 from fastapi import FastAPI
 
-from mocks.common.threaded_server import ThreadedServer
+from mocks.common.threaded_server import MockServer, run_foreground
 from mocks.ndxp.config import NdxpSettings, get_settings
 from mocks.ndxp.exceptions import ServerStartError
 from mocks.ndxp.logs import install_log_filters
 from mocks.ndxp.main import create_app
-from mocks.ndxp.middleware import FaultInjector
 
 __all__ = ["NdxpServer", "run", "serve"]
 
 
-def _tls(settings: NdxpSettings) -> dict[str, Any]:
-    """uvicorn's TLS options for the settings (none when TLS is off)."""
-    if settings.tls_certfile is None or settings.tls_keyfile is None:
-        return {}
-    return {"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
-
-
-class NdxpServer(ThreadedServer):
+class NdxpServer(MockServer):
     """The NDXP app served by uvicorn on a background thread, for tests and in-process orchestration.
 
     Binding happens in `start()` (port 0: a free port chosen by the OS), so the URL is known before
     the thread runs (`https` when the settings turn TLS on). Use as a context manager or call
-    `start()`/`stop()`; a server that does not come up raises `ServerStartError`.
+    `start()`/`stop()`; a server that does not come up raises `ServerStartError`. `faults` is the live
+    fault injector: change `error_rate`/`latency_ms` while the server runs.
     """
+
+    server_name = "NDXP server"
+    start_error = ServerStartError
 
     def __init__(
         self,
@@ -47,23 +39,8 @@ class NdxpServer(ThreadedServer):
         startup_timeout: float = 30.0,
     ) -> None:
         self.settings = settings or get_settings()
-        super().__init__(
-            app or create_app(self.settings),
-            name="NDXP server",
-            error=ServerStartError,
-            host=host,
-            port=port,
-            access_log=self.settings.access_log,
-            log_level=self.settings.log_level,
-            startup_timeout=startup_timeout,
-            **_tls(self.settings),
-        )
-
-    @property
-    def faults(self) -> FaultInjector:
-        """The live fault injector: change `error_rate`/`latency_ms` while the server runs."""
-        faults: FaultInjector = self.app.state.faults
-        return faults
+        app = app or create_app(self.settings)
+        super().__init__(app, self.settings, host=host, port=port, startup_timeout=startup_timeout)
 
     def _starting(self) -> None:
         install_log_filters()
@@ -79,15 +56,12 @@ def serve(settings: NdxpSettings | None = None, host: str = "127.0.0.1", port: i
 def run(settings: NdxpSettings | None = None, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve in the foreground until interrupted (for `popsync ndxp serve`)."""
     settings = settings or get_settings()
-    config = uvicorn.Config(
+    # The package's own lines (a request ID per disclosure, rate limits, tokens) at the server's level.
+    run_foreground(
         create_app(settings),
+        settings,
         host=host,
         port=port,
-        access_log=settings.access_log,
-        log_level=settings.log_level,
-        **_tls(settings),
+        install_log_filters=install_log_filters,
+        logger="mocks.ndxp",
     )
-    install_log_filters()  # after uvicorn configured logging, so its loggers keep the mask
-    # The package's own lines (a request ID per disclosure, rate limits, tokens) at the server's level.
-    logging.getLogger("mocks.ndxp").setLevel(settings.log_level.upper())
-    uvicorn.Server(config).run()

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from mocks.common.ratelimit import Rate
 from mocks.common.security import MIN_SECRET_BYTES, OAuthClient, check_distinct_keys
-from mocks.common.settings import check_clients, check_tls, client_rate
+from mocks.common.settings import AgencyMockSettings
 from mocks.ndxp.sqlite import checked_sqlite_url
 from mocks.vneid.scopes import AUDIT_READ, IDENTITY, KNOWN_SCOPES, OFFICER, STATUS
 
@@ -74,13 +73,16 @@ def _dev_clients() -> dict[str, RelyingParty]:
     return {DEV_CLIENT_ID: RelyingParty(redirect_uris=["http://127.0.0.1:8080/callback"])}
 
 
-class VneidSettings(BaseSettings):
+class VneidSettings(AgencyMockSettings):
     """One deployable's settings. Maps are JSON objects, e.g.
     `VNEID_CLIENTS='{"lgsp-008": {"secret": "…", "scopes": ["account.status"], "rate_per_s": 20}}'`,
     `VNEID_RELYING_PARTIES='{"dvc-008": {"redirect_uris": ["https://dvc.example/cb"]}}'`,
     `VNEID_API_KEYS='{"dvc-008": "…"}'` (deprecated)."""
 
     model_config = SettingsConfigDict(env_prefix="VNEID_", extra="ignore", frozen=True)
+    dev_clients = DEV_CLIENTS
+    known_scopes = KNOWN_SCOPES
+    audited = "account"
 
     environment: Literal["development", "production"] = "development"
     database_url: str = Field(default="sqlite:///vneid.sqlite3", description="accounts, outbox and audit")
@@ -169,16 +171,7 @@ class VneidSettings(BaseSettings):
         )
         if self.environment != "development":
             self._refuse_dev_defaults(every)
-        check_clients(
-            self.oauth_clients,
-            known_scopes=KNOWN_SCOPES,
-            prefix="VNEID_",
-            production=self.environment != "development",
-            dev_secrets=[c.secret.get_secret_value() for c in DEV_CLIENTS.values()],
-            token_secret=self.token_secret,
-            audited="account",
-        )
-        check_tls("VNEID_", self.tls_certfile, self.tls_keyfile)
+        self.check_agency_security()
         return self
 
     def _refuse_dev_defaults(self, every: list[tuple[str, SecretStr]]) -> None:
@@ -200,21 +193,6 @@ class VneidSettings(BaseSettings):
             raise ValueError(f"{where} and VNEID_SIGNING_KEY is unset; give the RSA private key (PEM)")
         if DEV_CLIENT_ID in self.relying_parties or not self.relying_parties:
             raise ValueError(f"{where}: register your own relying parties in VNEID_RELYING_PARTIES")
-
-    @property
-    def oauth_clients(self) -> dict[str, OAuthClient]:
-        """The registered clients: `clients`, or the built-in ones in development when unset."""
-        if self.clients is not None:
-            return self.clients
-        return dict(DEV_CLIENTS) if self.environment == "development" else {}
-
-    @property
-    def tls(self) -> bool:
-        return self.tls_certfile is not None
-
-    def rate_of(self, agency: str) -> Rate | None:
-        """The agency's rate limit: its client's own, else the default; None when unlimited."""
-        return client_rate(self.oauth_clients.get(agency), self.rate_limit_per_s, self.rate_limit_burst)
 
 
 @lru_cache(maxsize=1)

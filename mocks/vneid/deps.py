@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
-from fastapi.security import APIKeyHeader, OAuth2
 
-from mocks.common.agency import Principal, key_principals, principal_dependency, require_scope
+from mocks.common import agency
+from mocks.common.agency import Principal, key_principals
 from mocks.common.audit import AuditLog
+from mocks.common.deps import request_id, state_dependency
 from mocks.ndxp.middleware import FaultInjector
 from mocks.vneid.config import VneidSettings
 from mocks.vneid.logs import LOGGER
@@ -47,26 +46,17 @@ REALM = "vneid"
 
 # `async def` on purpose: FastAPI runs plain `def` dependencies in the thread pool, a hop per request.
 
-_api_key = APIKeyHeader(
-    name="X-API-Key",
-    auto_error=False,
-    description="deprecated: your agency's or police unit's key, issued by the operator; use OAuth2 instead",
+_api_key = agency.api_key_scheme(
+    "deprecated: your agency's or police unit's key, issued by the operator; use OAuth2 instead"
 )
-_oauth2 = OAuth2(
-    flows=OAuthFlows(
-        clientCredentials=OAuthFlowClientCredentials(
-            tokenUrl="/oauth/token",
-            scopes={
-                STATUS: "an account's status, level, province and lifecycle dates",
-                IDENTITY: "the account's personal ID",
-                OFFICER: "the police's operations: apply, approve, verify in person, lock, unlock",
-                AUDIT_READ: "read the disclosure audit (auditors only)",
-            },
-        )
-    ),
-    scheme_name="OAuth2",
-    description="client credentials of your agency or police unit; send `Authorization: Bearer <token>`",
-    auto_error=False,
+_oauth2 = agency.oauth2_scheme(
+    {
+        STATUS: "an account's status, level, province and lifecycle dates",
+        IDENTITY: "the account's personal ID",
+        OFFICER: "the police's operations: apply, approve, verify in person, lock, unlock",
+        AUDIT_READ: "read the disclosure audit (auditors only)",
+    },
+    "client credentials of your agency or police unit; send `Authorization: Bearer <token>`",
 )
 _LOOKUP = frozenset(LOOKUP_SCOPES)
 
@@ -80,28 +70,7 @@ def build_principals(settings: VneidSettings) -> dict[str, Principal]:
     }
 
 
-async def _settings(request: Request) -> VneidSettings:
-    settings: VneidSettings = request.app.state.settings
-    return settings
-
-
-async def _service(request: Request) -> AccountService:
-    service: AccountService = request.app.state.service
-    return service
-
-
-async def _provider(request: Request) -> OidcProvider:
-    provider: OidcProvider = request.app.state.provider
-    return provider
-
-
-async def _audit(request: Request) -> AuditLog:
-    audit: AuditLog = request.app.state.audit
-    return audit
-
-
-async def _request_id(request: Request) -> str:
-    return str(getattr(request.state, "request_id", None) or uuid.uuid4().hex)
+_settings = state_dependency("settings")
 
 
 async def _issuer(request: Request, settings: Annotated[VneidSettings, Depends(_settings)]) -> str:
@@ -109,28 +78,16 @@ async def _issuer(request: Request, settings: Annotated[VneidSettings, Depends(_
     return (settings.issuer or str(request.base_url)).rstrip("/")
 
 
-_principal = principal_dependency(_oauth2, _api_key, realm=REALM, log=logging.getLogger(LOGGER))
-
-
-async def _agency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
-    if not principal.scopes & _LOOKUP:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            f"{principal.agency} may not look accounts up: its credentials carry neither {STATUS} nor "
-            f"{IDENTITY} (an auditor's credentials read the audit only)",
-        )
-    return principal
-
-
-async def _officer(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
-    require_scope(principal, OFFICER, "change accounts (police units only)", realm=REALM)
-    return principal
-
-
-async def auditor(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
-    """The caller, if its credentials carry `audit.read`; 403 otherwise."""
-    require_scope(principal, AUDIT_READ, "read the audit (auditors only)", realm=REALM)
-    return principal
+_principal = agency.principal_dependency(_oauth2, _api_key, realm=REALM, log=logging.getLogger(LOGGER))
+_agency = agency.any_scope_dependency(
+    _principal,
+    _LOOKUP,
+    f"may not look accounts up: its credentials carry neither {STATUS} nor "
+    f"{IDENTITY} (an auditor's credentials read the audit only)",
+)
+_officer = agency.scope_dependency(_principal, OFFICER, "change accounts (police units only)", realm=REALM)
+# The caller, if its credentials carry `audit.read`; 403 otherwise.
+auditor = agency.scope_dependency(_principal, AUDIT_READ, "read the audit (auditors only)", realm=REALM)
 
 
 async def _login_faults(request: Request) -> None:
@@ -147,10 +104,10 @@ async def _login_faults(request: Request) -> None:
 
 
 SettingsDep = Annotated[VneidSettings, Depends(_settings)]
-ServiceDep = Annotated[AccountService, Depends(_service)]
-ProviderDep = Annotated[OidcProvider, Depends(_provider)]
-AuditDep = Annotated[AuditLog, Depends(_audit)]
-RequestIdDep = Annotated[str, Depends(_request_id)]
+ServiceDep = Annotated[AccountService, Depends(state_dependency("service"))]
+ProviderDep = Annotated[OidcProvider, Depends(state_dependency("provider"))]
+AuditDep = Annotated[AuditLog, Depends(state_dependency("audit"))]
+RequestIdDep = Annotated[str, Depends(request_id)]
 IssuerDep = Annotated[str, Depends(_issuer)]
 AgencyDep = Annotated[Principal, Depends(_agency)]  # agencies and police units with a look-up scope
 OfficerDep = Annotated[Principal, Depends(_officer)]

@@ -6,14 +6,9 @@ With `VNEID_TLS_CERTFILE` and `VNEID_TLS_KEYFILE` set, both serve HTTPS (uvicorn
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-import uvicorn
 from fastapi import FastAPI
 
-from mocks.common.threaded_server import ThreadedServer
-from mocks.ndxp.middleware import FaultInjector
+from mocks.common.threaded_server import MockServer, run_foreground
 from mocks.vneid.config import VneidSettings, get_settings
 from mocks.vneid.exceptions import ServerStartError
 from mocks.vneid.logs import LOGGER, install_log_filters
@@ -23,21 +18,18 @@ from mocks.vneid.matching import CitizenLookup
 __all__ = ["VneidServer", "run"]
 
 
-def _tls(settings: VneidSettings) -> dict[str, Any]:
-    """uvicorn's TLS options for the settings (none when TLS is off)."""
-    if settings.tls_certfile is None or settings.tls_keyfile is None:
-        return {}
-    return {"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
-
-
-class VneidServer(ThreadedServer):
+class VneidServer(MockServer):
     """The VNeID app served by uvicorn on a background thread, for tests and in-process orchestration.
 
     Binding happens in `start()` (port 0: a free port chosen by the OS), so the URL is known before the
     thread runs (`https` when the settings turn TLS on); `base_url` is the issuer unless VNEID_ISSUER
     says otherwise. Use as a context manager
-    or call `start()`/`stop()`; a server that does not come up raises `ServerStartError`.
+    or call `start()`/`stop()`; a server that does not come up raises `ServerStartError`. `faults` is
+    the live log-in fault injector: change `error_rate`/`latency_ms` while the server runs.
     """
+
+    server_name = "VNeID server"
+    start_error = ServerStartError
 
     def __init__(
         self,
@@ -50,23 +42,8 @@ class VneidServer(ThreadedServer):
         startup_timeout: float = 30.0,
     ) -> None:
         self.settings = settings or get_settings()
-        super().__init__(
-            app or create_app(self.settings, citizens=citizens),
-            name="VNeID server",
-            error=ServerStartError,
-            host=host,
-            port=port,
-            access_log=self.settings.access_log,
-            log_level=self.settings.log_level,
-            startup_timeout=startup_timeout,
-            **_tls(self.settings),
-        )
-
-    @property
-    def faults(self) -> FaultInjector:
-        """The live log-in fault injector: change `error_rate`/`latency_ms` while the server runs."""
-        faults: FaultInjector = self.app.state.faults
-        return faults
+        app = app or create_app(self.settings, citizens=citizens)
+        super().__init__(app, self.settings, host=host, port=port, startup_timeout=startup_timeout)
 
     def _starting(self) -> None:
         install_log_filters()
@@ -75,15 +52,12 @@ class VneidServer(ThreadedServer):
 def run(settings: VneidSettings | None = None, host: str = "127.0.0.1", port: int = 8700) -> None:
     """Serve in the foreground until interrupted (for `popsync vneid serve`)."""
     settings = settings or get_settings()
-    config = uvicorn.Config(
+    # The package's own lines (tokens issued, rate limits with the request ID) at the server's level.
+    run_foreground(
         create_app(settings),
+        settings,
         host=host,
         port=port,
-        access_log=settings.access_log,
-        log_level=settings.log_level,
-        **_tls(settings),
+        install_log_filters=install_log_filters,
+        logger=LOGGER,
     )
-    install_log_filters()  # after uvicorn configured logging, so its loggers keep the mask
-    # The package's own lines (tokens issued, rate limits with the request ID) at the server's level.
-    logging.getLogger(LOGGER).setLevel(settings.log_level.upper())
-    uvicorn.Server(config).run()

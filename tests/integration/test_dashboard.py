@@ -145,10 +145,25 @@ def expected_figures(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "report_line": report_line(t),
                 "outcomes": {name: vn_int(n) for name, n in t["outcomes"].items()},
             }
-            for t in summary["totals"]
+            for t in [*summary["totals"], *_card_totals(summary)]
         ],
         key=lambda f: f["id"],
     )
+
+
+def _card_totals(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The children's cards (the summary's `chain_cards`, kept out of its totals) as the page's sources."""
+    return [
+        {
+            "sector": "insurance",
+            "province": c["province"],
+            "total": c["cards"],
+            "synced": c["cards_synced"],
+            "unsynced": c["cards"] - c["cards_synced"],
+            "outcomes": c["outcomes"],
+        }
+        for c in summary.get("chain_cards", [])
+    ]
 
 
 def expected_panels(summary: dict[str, Any]) -> dict[str, Any]:
@@ -180,7 +195,8 @@ def expected_panels(summary: dict[str, Any]) -> dict[str, Any]:
         for e in summary.get("cleansing", [])
     ]
     bars = {
-        f"{t['sector']}-{t['province']}": f"{t['sector']}-{t['province']}" != CARDS for t in summary["totals"]
+        f"{t['sector']}-{t['province']}": f"{t['sector']}-{t['province']}" != CARDS
+        for t in [*summary["totals"], *_card_totals(summary)]
     }
     return {"chains": chains, "cleansing": cleansing, "bars": bars}
 
@@ -308,7 +324,8 @@ def test_dashboard_shows_a_live_run_and_its_final_figures(kafka_bootstrap: str, 
     assert outcome.problems == []
     totals = {(t["sector"], t["province"]): t["total"] for t in summary["totals"]}
     assert {s: totals[s] for s in PUBLISHED} == PUBLISHED
-    assert set(totals) == {*PUBLISHED, ("civil_status", "019"), ("insurance", "019")}
+    assert set(totals) == {*PUBLISHED, ("civil_status", "019")}  # the cards are in `chain_cards`
+    assert [c["province"] for c in summary["chain_cards"]] == ["019"]
     chains = {(c["province"], c["kind"]): c for c in summary["chains"]}
     assert set(chains) == {("019", "birth"), ("019", "death")}
     assert all(c["completed"] > 0 and c["in_progress"] == 0 for c in chains.values())

@@ -9,14 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import civil_helpers
 import httpx
 import pytest
+from civil_helpers import BIRTH, DEATH, FATHER, MOTHER
 from pydantic import SecretStr
 
 from mocks.ndxp.config import NdxpSettings
 from mocks.ndxp.db import PopulationDB
 from mocks.ndxp.server import NdxpServer
-from schemas.citizen import Citizen
 from streams.ndxp_auth import ClientCredentials
 from streams.ndxp_client import NdxpClient
 
@@ -30,52 +31,8 @@ CLIENTS: dict[str, dict[str, Any]] = {
     "readonly": {"secret": "readonly-secret-0123456789", "scopes": "citizen.identity citizen.residence"},
     "c06-audit": {"secret": "auditor-secret-0123456789", "scopes": ["audit.read"]},
 }
-FATHER = Citizen(
-    personal_id="008085000001",
-    full_name="Nguyễn Văn Đức",
-    date_of_birth="1985-03-04",  # type: ignore[arg-type]  # pydantic parses it
-    gender="male",
-    permanent_province="008",
-)
-MOTHER = Citizen(
-    personal_id="008187000002",
-    full_name="Trần Thị Hoa",
-    date_of_birth="1987-05-06",  # type: ignore[arg-type]  # pydantic parses it
-    gender="female",
-    permanent_province="008",
-)
-BINH = Citizen(
-    personal_id="052090123456",
-    full_name="Lê Văn Bình",
-    date_of_birth="1990-01-02",  # type: ignore[arg-type]  # pydantic parses it
-    gender="male",
-    permanent_province="052",
-)
-BIRTH: dict[str, Any] = {
-    "record_id": "b1",
-    "sector": "civil_status",
-    "province": "008",
-    "event": "birth",
-    "event_date": "2024-03-10",
-    "registration_no": "KS-2024-001",
-    "full_name": "Nguyễn Minh An",
-    "date_of_birth": "2024-03-01",
-    "gender": "female",
-    "father_id": FATHER.personal_id,
-    "mother_id": MOTHER.personal_id,
-}
-DEATH: dict[str, Any] = {
-    "record_id": "d1",
-    "sector": "civil_status",
-    "province": "052",
-    "event": "death",
-    "event_date": "2024-01-15",
-    "registration_no": "KT-2024-007",
-    "personal_id": BINH.personal_id,
-    "full_name": "Lê Văn Bình",
-    "date_of_birth": "1990-01-02",
-    "gender": "male",
-}
+# BINH without his legacy ID: this NPD knows him by his personal ID only.
+BINH = civil_helpers.BINH.model_copy(update={"legacy_id": None})
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,19 @@ from datetime import date
 from typing import Any
 
 import pytest
+from civil_helpers import (
+    BINH,
+    BINH_ID,
+    BINH_LEGACY,
+    BIRTH,
+    DEATH,
+    FATHER,
+    FATHER_ID,
+    LAN,
+    LAN_ID,
+    MOTHER,
+    MOTHER_ID,
+)
 
 from schemas.citizen import Citizen
 from schemas.civil import (
@@ -31,67 +44,6 @@ pytestmark = pytest.mark.unit
 
 ABSENT: Any = object()  # as a field value: leave the key out of the record
 
-FATHER_ID = "008085000001"  # male, born 1985
-MOTHER_ID = "008187000002"  # female, born 1987
-BINH_ID = "052090123456"  # male, born 1990
-BINH_LEGACY = "123456789"
-LAN_ID = "019192000001"  # female, born 1992
-
-FATHER = Citizen(
-    personal_id=FATHER_ID,
-    full_name="Nguyễn Văn Đức",
-    date_of_birth=date(1985, 3, 4),
-    gender="male",
-    permanent_province="008",
-)
-MOTHER = Citizen(
-    personal_id=MOTHER_ID,
-    full_name="Trần Thị Hoa",
-    date_of_birth=date(1987, 5, 6),
-    gender="female",
-    permanent_province="008",
-)
-BINH = Citizen(
-    personal_id=BINH_ID,
-    legacy_id=BINH_LEGACY,
-    full_name="Lê Văn Bình",
-    date_of_birth=date(1990, 1, 2),
-    gender="male",
-    permanent_province="052",
-)
-LAN = Citizen(
-    personal_id=LAN_ID,
-    full_name="Phạm Thị Lan",
-    date_of_birth=date(1992, 7, 8),
-    gender="female",
-    permanent_province="019",
-)
-
-BIRTH: dict[str, Any] = {
-    "record_id": "b1",
-    "sector": "civil_status",
-    "province": "008",
-    "event": "birth",
-    "event_date": "2024-03-10",
-    "registration_no": "KS-2024-001",
-    "full_name": "Nguyễn Minh An",
-    "date_of_birth": "2024-03-01",
-    "gender": "female",
-    "father_id": FATHER_ID,
-    "mother_id": MOTHER_ID,
-}
-DEATH: dict[str, Any] = {
-    "record_id": "d1",
-    "sector": "civil_status",
-    "province": "052",
-    "event": "death",
-    "event_date": "2024-01-15",
-    "registration_no": "KT-2024-007",
-    "personal_id": BINH_ID,
-    "full_name": "Lê Văn Bình",
-    "date_of_birth": "1990-01-02",
-    "gender": "male",
-}
 MARRIAGE: dict[str, Any] = {
     "record_id": "m1",
     "sector": "civil_status",

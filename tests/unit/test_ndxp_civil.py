@@ -8,7 +8,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import civil_helpers
 import pytest
+from civil_helpers import BINH, BIRTH, FATHER, LAN
 
 from mocks.ndxp.civil_db import CivilRegistry, ResidenceConflictError, UnknownCitizenError
 from mocks.ndxp.db import PopulationDB
@@ -16,61 +18,8 @@ from schemas.citizen import Citizen
 
 pytestmark = pytest.mark.unit
 
-FATHER = Citizen(
-    personal_id="008085000001",
-    full_name="Nguyễn Văn Đức",
-    date_of_birth=date(1985, 3, 4),
-    gender="male",
-    permanent_province="008",
-)
-MOTHER = Citizen(
-    personal_id="008187000002",
-    full_name="Trần Thị Hoa",
-    date_of_birth=date(1987, 5, 6),
-    gender="female",
-    permanent_province="008",
-    ethnicity="Kinh",
-)
-BINH = Citizen(
-    personal_id="052090123456",
-    legacy_id="123456789",
-    full_name="Lê Văn Bình",
-    date_of_birth=date(1990, 1, 2),
-    gender="male",
-    permanent_province="052",
-)
-LAN = Citizen(
-    personal_id="019192000001",
-    full_name="Phạm Thị Lan",
-    date_of_birth=date(1992, 7, 8),
-    gender="female",
-    permanent_province="019",
-)
-BIRTH: dict[str, Any] = {
-    "record_id": "b1",
-    "sector": "civil_status",
-    "province": "008",
-    "event": "birth",
-    "event_date": "2024-03-10",
-    "registration_no": "KS-2024-001",
-    "full_name": "Nguyễn Minh An",
-    "date_of_birth": "2024-03-01",
-    "gender": "female",
-    "father_id": FATHER.personal_id,
-    "mother_id": MOTHER.personal_id,
-}
-DEATH: dict[str, Any] = {
-    "record_id": "d1",
-    "sector": "civil_status",
-    "province": "052",
-    "event": "death",
-    "event_date": "2024-01-15",
-    "registration_no": "KT-2024-007",
-    "personal_id": "123456789",
-    "full_name": "Le Van Binh",
-    "date_of_birth": "1990-01-02",
-    "gender": "male",
-}
+MOTHER = civil_helpers.MOTHER.model_copy(update={"ethnicity": "Kinh"})
+DEATH: dict[str, Any] = {**civil_helpers.DEATH, "personal_id": "123456789", "full_name": "Le Van Binh"}
 MARRIAGE: dict[str, Any] = {
     **DEATH,
     "record_id": "m1",
