@@ -56,6 +56,8 @@ class Collector:
         self.chain_records = 0  # results of records a chain made (not published by a connector)
         self.chains_due = 0  # synced births and deaths: each starts a chain
         self.per_source: Counter[tuple[str, str]] = Counter()
+        # Records whose first outcome was unsynced, per source: the correction tasks they caused.
+        self.unsynced_first: Counter[tuple[str, str]] = Counter()
         self.synced_per_source: Counter[tuple[str, str]] = Counter()
         self.lock = threading.Lock()
         self._stop = threading.Event()
@@ -130,6 +132,7 @@ class Collector:
         source = (body["sector"], body["province"])
         if previous is None:
             self.per_source[source] += 1
+            self.unsynced_first[source] += str(body["outcome"]).startswith("unsynced/")
             self.chain_records += bool(body.get("chain"))
             self.chains_due += body.get("event") in ("birth", "death") and is_synced(body["outcome"])
         elif is_synced(previous.outcome):

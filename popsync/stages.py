@@ -149,12 +149,7 @@ def wait_for_cleansing(run: Run, loop: CleansingLoop, started: float, timeout_s:
     def missing() -> str | None:
         loop.check()
         with run.collector.lock:
-            unsynced_first = sum(
-                1
-                for key, r in run.collector.results.items()
-                if tuple(key.split("|", 2)[:2]) in sources
-                and ((r.first_outcome if r.version > 1 else r.outcome) or "").startswith("unsynced/")
-            )
+            unsynced_first = sum(run.collector.unsynced_first[s] for s in sources)
         with loop.lock:
             seen = sum(n for (sec, prov, _), n in loop.stats.tasks.items() if (sec, prov) in sources)
             republished = set(loop.stats.republished_keys)

@@ -30,7 +30,7 @@ import faust
 
 from streams.config import StreamsSettings
 from streams.messages import dumps, now_ms
-from streams.rewind import rewind_uncommitted
+from streams.rewind import rewind_on_assignment
 from streams.topics import TopicNames
 
 __all__ = [
@@ -277,11 +277,7 @@ def attach_eid(app: faust.App, topics: TopicNames, settings: StreamsSettings) ->
 
     app.on_partitions_revoked.connect(forget_revoked)
 
-    async def rewind_on_assignment(_app: Any, /, *args: Any, **_: Any) -> None:
-        # Sent for every assignment, before the recovery that ends in faust's seek to committed offsets.
-        rewind_uncommitted(app.consumer, topics.eid_events)
-
-    app.on_partitions_assigned.connect(rewind_on_assignment)
+    rewind_on_assignment(app, [topics.eid_events])
     source = app.topic(topics.eid_events, partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
     async def count_eid(stream: Any) -> None:

@@ -110,6 +110,8 @@ class Reconciler:
                 "version": version,
                 **verdict.extra,
             }
+            if chain := headers.get(HEADER_CHAIN):  # made by a linked procedure (a child's card)
+                result["chain"] = chain
             if decision.corrections:
                 result["corrected"] = sorted(decision.corrections)
             rkey = result_key(record.sector, record.province, record.record_id).encode()
@@ -171,9 +173,6 @@ class Reconciler:
             extra: dict[str, Any] = {}
             if key is not None and len(key) == 9:  # a legacy identity-card number
                 extra["legacy_id"] = True
-            chain = decode_headers(event.message.headers).get(HEADER_CHAIN)
-            if chain:  # made by a linked procedure (a child's card), not published by an LGSP
-                extra["chain"] = chain
             task_citizen = citizen if citizen is not None else citizens.get(task_lookup_key(record) or "")
             verdicts.append(Verdict(decision, task_citizen, extra))
         return verdicts

@@ -13,10 +13,10 @@ tables).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["rewind_uncommitted"]
+__all__ = ["rewind_on_assignment", "rewind_uncommitted"]
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +47,14 @@ def rewind_uncommitted(consumer: Any, topic: str) -> None:
         return committed
 
     consumer.seek_to_committed = seek_to_committed_or_start
+
+
+def rewind_on_assignment(app: Any, topics: Iterable[str]) -> None:
+    """Install `rewind_uncommitted` for `topics` on every assignment of `app` (before its recovery)."""
+    names = tuple(topics)
+
+    async def rewind(_app: Any, /, *args: Any, **_: Any) -> None:
+        for name in names:
+            rewind_uncommitted(app.consumer, name)
+
+    app.on_partitions_assigned.connect(rewind)

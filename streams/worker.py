@@ -19,7 +19,7 @@ from streams.exceptions import ConfigurationError
 from streams.metrics import WorkerMetrics, serve_metrics
 from streams.ndxp_client import NdxpClient
 from streams.reconcile import Reconciler
-from streams.rewind import rewind_uncommitted
+from streams.rewind import rewind_on_assignment
 from streams.stats import WorkerStats
 from streams.topics import TopicNames, ensure_topics
 
@@ -60,21 +60,17 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
 
     app.on_partitions_revoked.connect(forget_revoked)
 
-    sources = (
-        *topics.record_topics,
-        topics.results,
-        topics.civil_events,
-        topics.residence_events,
-        topics.chain_steps,
+    # The agents' source topics (the e-ID one is added by `attach_eid`): streams/rewind.py says why.
+    rewind_on_assignment(
+        app,
+        [
+            *topics.record_topics,
+            topics.results,
+            topics.civil_events,
+            topics.residence_events,
+            topics.chain_steps,
+        ],
     )
-
-    async def rewind_on_assignment(_app: Any, /, *args: Any, **_: Any) -> None:
-        # Before each recovery's seek to committed offsets (streams/rewind.py: the first records of a
-        # partition nothing was committed for would be lost otherwise).
-        for name in sources:
-            rewind_uncommitted(app.consumer, name)
-
-    app.on_partitions_assigned.connect(rewind_on_assignment)
 
     for sector in Sector:
         sector_topic = topics.records(sector.value)
