@@ -18,7 +18,6 @@ Errors: `GenerateError` when the population cannot supply the citizens a spec ne
 from __future__ import annotations
 
 import random
-import unicodedata
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -28,7 +27,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from connectors.defects import consistent, g_yy
+from connectors.defects import consistent, g_yy, vary_identity
 from connectors.generate import CorrectedCounts, GenerateError
 from connectors.names_vi import Gender, NamePicker, strip_diacritics
 from schemas.citizen import Citizen
@@ -45,7 +44,6 @@ RECORD_PREFIX = "CIV"  # `connectors.defects` names records `<sector[:3].upper()
 REGISTRATION_PREFIX = {"birth": "KS", "death": "KT", "marriage": "KH"}  # khai sinh, khai tử, kết hôn
 _NEVER_ISSUED_FROM = 995_000  # `mocks.ndxp.population.NEVER_ISSUED_FROM`: serials no generated citizen holds
 _UNKNOWN_PROVINCES = (*(f"{n:03d}" for n in range(100) if f"{n:03d}" not in PROVINCES), "999")
-_NU = "N\u1eef"
 _OTHER: dict[Gender, Gender] = {"male": "female", "female": "male"}
 # Which events a defect is spread over (a birth has nobody who could be deceased).
 _EVENTS_FOR = {
@@ -400,17 +398,10 @@ class _Writer:
 
     def identity(self, rec: dict[str, Any], name: str, born: date, gender: str) -> None:
         """Name, birth date and gender as the NPD would hold them, written with harmless variety."""
-        rand = self.rng.random
-        roll = rand()
-        if roll < 0.04:
-            name = unicodedata.normalize("NFD", name)
-        elif roll < 0.06:
-            name = name.upper()
-        elif roll < 0.08:
-            name = "  " + name.replace(" ", "  ", 1) + " "
+        name, when, gender = vary_identity(self.rng, name, born, gender)
         rec["full_name"] = name
-        rec["date_of_birth"] = _dmy(born) if rand() < 0.25 else born.isoformat()
-        rec["gender"] = ("Nam" if gender == "male" else _NU) if rand() < 0.3 else gender
+        rec["date_of_birth"] = when if isinstance(when, str) else when.isoformat()
+        rec["gender"] = gender
 
     def pid(self, value: str) -> str:
         return f" {value} " if self.rng.random() < 0.003 else value  # ends are trimmed before any rule

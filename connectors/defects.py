@@ -18,7 +18,7 @@ from schemas.names import fold_diacritics
 from schemas.personal_id import century_digit
 from schemas.provinces import PROVINCES
 
-__all__ = ["RecordMaker", "consistent", "g_yy"]
+__all__ = ["RecordMaker", "consistent", "g_yy", "vary_identity"]
 
 _INSURANCE_SPACE = 10**8  # 8 digits after the 2-digit province prefix of a 10-digit social-insurance code
 _OCCUPATIONS = (
@@ -51,6 +51,26 @@ def consistent(c: Citizen) -> bool:
 
 def _dmy(value: date) -> str:
     return f"{value.day:02d}/{value.month:02d}/{value.year}"
+
+
+def vary_identity(rng: random.Random, name: str, born: date, gender: str) -> tuple[str, date | str, str]:
+    """Name, birth date and gender written with harmless variety in a share of them (three draws of `rng`).
+
+    The name may come NFD, upper case or with extra spaces; the birth date as `DD/MM/YYYY` (a string) or
+    left a date; the gender as `Nam`/`Nữ`.
+    """
+    rand = rng.random
+    roll = rand()
+    if roll < 0.04:
+        name = unicodedata.normalize("NFD", name)
+    elif roll < 0.06:
+        name = name.upper()
+    elif roll < 0.08:
+        name = "  " + name.replace(" ", "  ", 1) + " "
+    when: date | str = _dmy(born) if rand() < 0.25 else born
+    if rand() < 0.3:
+        gender = "Nam" if gender == "male" else _NU
+    return name, when, gender
 
 
 class RecordMaker:
@@ -91,21 +111,9 @@ class RecordMaker:
 
     def varied(self, n: int, c: Citizen, personal_id: str | None = None) -> dict[str, Any]:
         """The citizen as the NPD holds them, written with harmless variety in a share of the fields."""
-        rand = self.rng.random
-        name = c.full_name
-        roll = rand()
-        if roll < 0.04:
-            name = unicodedata.normalize("NFD", name)
-        elif roll < 0.06:
-            name = name.upper()
-        elif roll < 0.08:
-            name = "  " + name.replace(" ", "  ", 1) + " "
-        born: date | str = _dmy(c.date_of_birth) if rand() < 0.25 else c.date_of_birth
-        gender: str = c.gender
-        if rand() < 0.3:
-            gender = "Nam" if gender == "male" else _NU
+        name, born, gender = vary_identity(self.rng, c.full_name, c.date_of_birth, c.gender)
         pid = c.personal_id if personal_id is None else personal_id
-        if rand() < 0.003:
+        if self.rng.random() < 0.003:
             pid = f" {pid} "  # ends are trimmed before any rule looks at an ID
         return self.base(n, pid, name, born, gender)
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mocks.common import scopes as shared
+
 __all__ = [
     "AUDIT_READ",
     "CITIZEN_SCOPES",
@@ -82,13 +84,9 @@ FIELD_SCOPES: dict[str, str] = {field: scope for scope, fields in _FIELDS.items(
 
 def field_scope(field: str) -> str:
     """The scope that discloses `field` (`citizen.other` for any field the map does not name)."""
-    return FIELD_SCOPES.get(field, OTHER)
+    return shared.field_scope(FIELD_SCOPES, OTHER, field)
 
 
 def split_fields(fields: Iterable[str], scopes: frozenset[str]) -> tuple[list[str], list[str]]:
     """(disclosed, withheld): `fields` in their order, split by whether `scopes` covers each."""
-    disclosed: list[str] = []
-    withheld: list[str] = []
-    for field in fields:
-        (disclosed if field_scope(field) in scopes else withheld).append(field)
-    return disclosed, withheld
+    return shared.split_fields(FIELD_SCOPES, OTHER, fields, scopes)

@@ -373,7 +373,7 @@ def real_collector() -> Collector:
     c.results, c.rejected = CountingDict(), {}
     c.progress, c.chains, c.chain_progress = {}, {}, {}
     c.chain_records = c.chains_due = 0
-    c.per_source, c.synced_per_source = Counter(), Counter()
+    c.per_source, c.synced_per_source, c.unsynced_first = Counter(), Counter(), Counter()
     c.lock = threading.Lock()
     c.error = None
     return c
