@@ -8,12 +8,33 @@ from typing import Any
 
 __all__ = ["MaskingFilter", "mask_ids"]
 
-_ID_RUN = re.compile(r"(?<![0-9])([0-9]{3})[0-9]{4,7}([0-9]{2})(?![0-9])")
+# A request ID that popsync or a mock generated (a uuid4, as 32 hex characters or in the dashed form) is kept
+# whole: about one in three of them holds a run of 9+ decimal digits by chance, and masking it would break
+# tracing a request through the logs. Only a whole token is kept, with uuid4's fixed version and variant
+# digits and at least one letter a–f, so a bare digit run, or one glued to other text, is still masked.
+_HEX = "[0-9a-f]"
+_REQUEST_ID = (
+    r"(?<![0-9A-Za-z-])(?=[0-9a-f-]*[a-f])"
+    f"(?:{_HEX}{{12}}4{_HEX}{{3}}[89ab]{_HEX}{{15}}"
+    f"|{_HEX}{{8}}-{_HEX}{{4}}-4{_HEX}{{3}}-[89ab]{_HEX}{{3}}-{_HEX}{{12}})"
+    r"(?![0-9A-Za-z-])"
+)
+_ID_RUN = r"(?<![0-9])(?P<head>[0-9]{3})[0-9]{4,7}(?P<tail>[0-9]{2})(?![0-9])"
+_TOKENS = re.compile(f"(?P<request>{_REQUEST_ID})|{_ID_RUN}")
+
+
+def _replace(match: re.Match[str]) -> str:
+    if match.group("request"):
+        return match.group(0)
+    return match.group("head") + "*" * (len(match.group(0)) - 5) + match.group("tail")
 
 
 def mask_ids(text: str) -> str:
-    """Mask 9–12-digit runs (personal and legacy IDs): `008190123456` → `008*******56`."""
-    return _ID_RUN.sub(lambda m: m.group(1) + "*" * (len(m.group(0)) - 5) + m.group(2), text)
+    """Mask 9–12-digit runs (personal and legacy IDs): `008190123456` → `008*******56`.
+
+    Request IDs (`cda1ad2e9e3249f38966040996b73783`, UUIDs) stay readable.
+    """
+    return _TOKENS.sub(_replace, text)
 
 
 def _mask(value: Any) -> Any:

@@ -8,7 +8,6 @@ import datetime as dt
 import io
 import ipaddress
 import json
-import re
 import sqlite3
 import ssl
 import time
@@ -405,8 +404,6 @@ partitions: 3
             if rows:
                 traced.append(request_id)
     assert len(traced) >= 80, f"only {len(traced)} of {len(messages)} records traced to an audit entry"
-    # The NDXP's log names the same request (a record whose ID the NPD does not hold has no disclosure line).
-    # Logs mask every run of 9–12 digits (schemas/masking.py), which a hex request ID can hold by chance.
-    readable = [r for r in traced if not re.search(r"[0-9]{9}", r)]
-    assert readable, traced
-    assert f"request {readable[-1]}: popsync-streams, citizens.verify_batch" in ndxp_log
+    # The NDXP's log names the same request (a record whose ID the NPD does not hold has no disclosure line),
+    # readable even when the request ID holds a run of digits that looks like a personal ID.
+    assert f"request {traced[-1]}: popsync-streams, citizens.verify_batch" in ndxp_log
