@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/run.py`: make the `be
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import bench_civil, bench_ndxp, bench_pipeline, bench_publish, bench_rules
+from benchmarks import bench_civil, bench_load, bench_ndxp, bench_pipeline, bench_publish, bench_rules
 from benchmarks.harness import BenchContext, BenchResult
 
 __all__ = ["BENCHMARKS", "main"]
@@ -38,6 +38,7 @@ Benchmark = Callable[[BenchContext], BenchResult]
 BENCHMARKS: dict[str, Benchmark] = {
     bench_rules.NAME: bench_rules.run,
     bench_ndxp.NAME: bench_ndxp.run,
+    bench_load.NAME: bench_load.run,
     bench_civil.NAME: bench_civil.run,
     bench_publish.NAME: bench_publish.run,
     bench_pipeline.NAME: bench_pipeline.run,

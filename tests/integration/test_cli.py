@@ -40,7 +40,6 @@ class Ran:
     returncode: int
     stdout: str
     stderr: str
-    seconds: float
 
     @property
     def flat(self) -> str:
@@ -52,7 +51,6 @@ def popsync(args: Sequence[str], *, cwd: Path, bootstrap: str, timeout: float = 
     """Run `python -m popsync.cli ARGS` the way a user's shell would, output redirected to files."""
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR")}
     env["POPSYNC_BOOTSTRAP_SERVERS"] = bootstrap
-    started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "popsync.cli", *args],
         cwd=cwd,
@@ -63,7 +61,7 @@ def popsync(args: Sequence[str], *, cwd: Path, bootstrap: str, timeout: float = 
         timeout=timeout,
         check=False,
     )
-    return Ran(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+    return Ran(proc.returncode, proc.stdout, proc.stderr)
 
 
 def tiny_scenario(directory: Path, *, mismatch_expected: int = 3) -> Path:
@@ -166,7 +164,6 @@ def test_a_broken_scenario_exits_2_before_starting_anything(tmp_path: Path) -> N
     assert "Traceback" not in ran.stderr
     assert "error: scenario broken.yaml is not valid YAML at line 4, column 1" in ran.flat
     assert "popsync scenario" not in ran.stdout  # the run's banner comes after the scenario is read
-    assert ran.seconds < 15
 
 
 def test_an_invalid_scenario_names_the_key(tmp_path: Path) -> None:

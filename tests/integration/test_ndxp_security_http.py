@@ -10,7 +10,6 @@ import ipaddress
 import json
 import sqlite3
 import ssl
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -362,7 +361,6 @@ partitions: 3
     options = RunOptions(
         bootstrap_servers=kafka_bootstrap, workdir=tmp_path / "run", timeout_s=600, on_running=runs.append
     )
-    started = time.monotonic()
     outcome = run_scenario(scenario, options, Console(file=io.StringIO(), width=120))
     assert outcome.problems == [], outcome.problems
     (total,) = outcome.summary["totals"]
@@ -373,7 +371,6 @@ partitions: 3
     assert "over its rate limit" in ndxp_log
     worker_log = (tmp_path / "run" / "worker-1.log").read_text(errors="replace")
     assert "429" in worker_log and "Traceback" not in worker_log
-    assert time.monotonic() - started < 300
 
     # Trace one record: its message's x-request-id → the worker's NDXP call → the NDXP's audit and log.
     from kafka import KafkaConsumer

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import time
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -356,7 +355,8 @@ def test_log_filter_masks_ids_in_message_and_positional_args() -> None:
 
 
 @pytest.mark.slow
-def test_loads_800k_citizens_well_under_a_minute(tmp_path: Path) -> None:
+def test_loads_a_province_in_chunks_and_finds_every_citizen(tmp_path: Path) -> None:
+    # How fast it loads is the `npd-load` benchmark's business (a ratio there, no time limit here).
     template = citizen(full_name="Nguyễn Thị Minh Khai", father_id=None)
 
     def people(first: int, count: int) -> list[Citizen]:
@@ -374,14 +374,14 @@ def test_loads_800k_citizens_well_under_a_minute(tmp_path: Path) -> None:
         return out
 
     database = PopulationDB.create(tmp_path / "big.sqlite3")
-    loading = 0.0  # only the time inside load(): building test citizens is not what is measured
     try:
-        for first in range(0, 800_000, 100_000):
-            group = people(first, 100_000)
-            started = time.perf_counter()
-            assert database.load(group) == 100_000
-            loading += time.perf_counter() - started
-        assert database.count() == 800_000
-        assert loading < 45, f"loading 800k citizens took {loading:.1f} s"
+        groups = [people(first, 50_000) for first in range(0, 200_000, 50_000)]
+        for group in groups:
+            assert database.load(group, batch=7_000) == 50_000  # chunks that do not divide a load evenly
+        assert database.count() == 200_000
+        sample = [c for group in groups for c in group[::997]]
+        found = database.lookup_many([c.personal_id for c in sample])
+        expected = {c.personal_id: c.model_dump() for c in sample}
+        assert {pid: c.model_dump() for pid, c in found.items()} == expected
     finally:
         database.close()
