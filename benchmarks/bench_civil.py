@@ -46,12 +46,11 @@ from typing import Any
 
 import httpx
 
+from benchmarks.bench_load import load_tuned
 from benchmarks.harness import BenchContext, BenchmarkError, BenchResult, Rate, step, timed
 from connectors.civil_gen import CivilBatch, CivilGenerateSpec, build_civil
 from mocks.ndxp.config import NdxpSettings
-from mocks.ndxp.db import PopulationDB
 from mocks.ndxp.server import NdxpServer
-from schemas.citizen import Citizen
 
 __all__ = ["TARGET", "civil_spec", "run"]
 
@@ -140,14 +139,6 @@ def _warm_up_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return copies
 
 
-def _load(path: Path, citizens: Sequence[Citizen]) -> None:
-    db = PopulationDB.create(path)
-    try:
-        db.load(citizens)
-    finally:
-        db.close()
-
-
 def _settings(db_path: Path, client_secret: str, token_secret: str) -> NdxpSettings:
     options: dict[str, Any] = {
         "database_url": f"sqlite:///{db_path}",
@@ -203,7 +194,7 @@ def run(ctx: BenchContext) -> BenchResult:
         paths = Path(tmp) / "npd-batch.sqlite", Path(tmp) / "npd-single.sqlite"
         with step(ctx.log, f"{NAME}: loading {len(citizens):,} citizens into two NPDs"):
             for path in paths:
-                _load(path, citizens)
+                load_tuned(path, citizens)
         by_batch: list[dict[str, Any]] = []
         singly: list[dict[str, Any]] = []
         batch_s = single_s = 0.0

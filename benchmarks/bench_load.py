@@ -27,7 +27,7 @@ from benchmarks.harness import BenchContext, BenchmarkError, BenchResult, Rate, 
 from mocks.ndxp import db as npd
 from schemas.citizen import Citizen
 
-__all__ = ["TARGET", "run"]
+__all__ = ["TARGET", "load_tuned", "run"]
 
 NAME = "npd-load"
 TARGET = 1.1

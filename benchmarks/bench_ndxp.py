@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.bench_load import load_tuned
 from benchmarks.harness import BenchContext, BenchmarkError, BenchResult, Rate, step, timed
 from mocks.ndxp.config import NdxpSettings
-from mocks.ndxp.db import PopulationDB
 from mocks.ndxp.server import NdxpServer
 
 __all__ = ["TARGET", "run"]
@@ -75,11 +75,7 @@ def run(ctx: BenchContext) -> BenchResult:
     with tempfile.TemporaryDirectory(prefix="popsync-bench-ndxp-") as tmp:
         db_path = Path(tmp) / "npd.sqlite"
         with step(ctx.log, f"ndxp-batch: loading {len(citizens):,} citizens"):
-            db = PopulationDB.create(db_path)
-            try:
-                db.load(citizens)
-            finally:
-                db.close()
+            load_tuned(db_path, citizens)
         settings = NdxpSettings(
             database_url=f"sqlite:///{db_path}",
             api_keys={"popsync-bench": key},

@@ -27,11 +27,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from connectors.defects import consistent, g_yy, vary_identity
+from connectors.defects import consistent, dmy, g_yy, vary_identity
 from connectors.generate import CorrectedCounts, GenerateError
 from connectors.names_vi import Gender, NamePicker, strip_diacritics
 from schemas.citizen import Citizen
-from schemas.civil import issue_personal_id
+from schemas.civil import is_married, issue_personal_id
 from schemas.names import fold_diacritics
 from schemas.provinces import PROVINCES, is_province
 
@@ -154,10 +154,6 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-def _dmy(value: date) -> str:
-    return f"{value.day:02d}/{value.month:02d}/{value.year}"
-
-
 def _apportion(total: int, weights: Sequence[int]) -> list[int]:
     """`total` split in proportion to `weights` (largest remainder), evenly when all weights are 0."""
     if not any(weights):
@@ -227,11 +223,6 @@ class _Pool:
         return None
 
 
-def _married(c: Citizen) -> bool:
-    extra = c.model_extra or {}
-    return extra.get("marital_status") == "married" or bool(extra.get("spouse_id"))
-
-
 def _has_diacritics(c: Citizen) -> bool:
     return strip_diacritics(c.full_name) != c.full_name
 
@@ -277,7 +268,7 @@ class _Cast:
             if born <= old:
                 olds.append(c)
             if born <= adult[c.gender]:
-                (married if _married(c) else single)[c.gender].append(c)
+                (married if is_married(c) else single)[c.gender].append(c)
         self.old, self.any = _Pool("", olds), _Pool("", alive)
         self.old_diac, self.any_diac = _Pool("", olds, _has_diacritics), _Pool("", alive, _has_diacritics)
         self.legacy = _Pool(
@@ -392,7 +383,7 @@ class _Writer:
             "sector": SECTOR,
             "province": self.province,
             "event": event,
-            "event_date": _dmy(day) if self.rng.random() < 0.1 else day.isoformat(),
+            "event_date": dmy(day) if self.rng.random() < 0.1 else day.isoformat(),
             "registration_no": f"{prefix}-{day.year}-{self.serials[prefix, day.year]:06d}",
         }
 
@@ -484,7 +475,7 @@ class _Writer:
             rec["full_name"] = " ".join(words)
         elif roll < 0.8:
             shift = self.rng.choice((-1, 1)) * self.rng.randrange(1, 400)
-            rec["date_of_birth"] = _dmy(c.date_of_birth + timedelta(days=shift))
+            rec["date_of_birth"] = dmy(c.date_of_birth + timedelta(days=shift))
         else:
             rec["gender"] = _OTHER[c.gender]
 

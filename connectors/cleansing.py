@@ -287,7 +287,6 @@ class CleansingLoop:
         kind = (*source, str(task.get("outcome")))
         with self.lock:
             self.stats.tasks[kind] += 1
-        with self.lock:
             plan = self.plans.get(source)
         # One round of fixes: a re-published record that is still unsynced stays for the next report.
         rule = plan.rule(task) if plan is not None and version == 1 else None

@@ -18,7 +18,7 @@ from schemas.names import fold_diacritics
 from schemas.personal_id import century_digit
 from schemas.provinces import PROVINCES
 
-__all__ = ["RecordMaker", "consistent", "g_yy", "vary_identity"]
+__all__ = ["RecordMaker", "consistent", "dmy", "g_yy", "vary_identity"]
 
 _INSURANCE_SPACE = 10**8  # 8 digits after the 2-digit province prefix of a 10-digit social-insurance code
 _OCCUPATIONS = (
@@ -49,7 +49,8 @@ def consistent(c: Citizen) -> bool:
     return c.personal_id[3:6] == _G_YY.get((c.gender, c.date_of_birth.year))
 
 
-def _dmy(value: date) -> str:
+def dmy(value: date) -> str:
+    """`DD/MM/YYYY`, as Vietnamese forms write a date: a variant every reader of records must accept."""
     return f"{value.day:02d}/{value.month:02d}/{value.year}"
 
 
@@ -67,7 +68,7 @@ def vary_identity(rng: random.Random, name: str, born: date, gender: str) -> tup
         name = name.upper()
     elif roll < 0.08:
         name = "  " + name.replace(" ", "  ", 1) + " "
-    when: date | str = _dmy(born) if rand() < 0.25 else born
+    when: date | str = dmy(born) if rand() < 0.25 else born
     if rand() < 0.3:
         gender = "Nam" if gender == "male" else _NU
     return name, when, gender
@@ -206,7 +207,7 @@ class RecordMaker:
             rec["full_name"] = " ".join(words)
         elif roll < 0.8:
             shift = self.rng.choice((-1, 1)) * self.rng.randrange(1, 400)
-            rec["date_of_birth"] = _dmy(c.date_of_birth + timedelta(days=shift))
+            rec["date_of_birth"] = dmy(c.date_of_birth + timedelta(days=shift))
         else:
             rec["gender"] = "female" if c.gender == "male" else "male"
         return rec

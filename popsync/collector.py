@@ -163,17 +163,16 @@ class Collector:
 
     def stream_counts(self) -> Counter[str]:
         """Sum of the latest progress snapshot of every results partition (the workers' own counts)."""
-        with self.lock:
-            total: Counter[str] = Counter()
-            for _, counts in self.progress.values():
-                total.update(counts)
-            return total
+        return self._summed(self.progress)
 
     def chain_counts(self) -> Counter[str]:
         """Sum of the latest chain snapshot of every partition (the workers' own chain counts)."""
+        return self._summed(self.chain_progress)
+
+    def _summed(self, snapshots: dict[int, tuple[int, dict[str, int]]]) -> Counter[str]:
         with self.lock:
             total: Counter[str] = Counter()
-            for _, counts in self.chain_progress.values():
+            for _, counts in snapshots.values():
                 total.update(counts)
             return total
 

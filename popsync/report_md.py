@@ -256,14 +256,14 @@ class Merged:
         return sorted(codes)
 
 
-# Section of a summary → (where it goes in Merged, the fields that identify an entry, how to name one).
-_SECTIONS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "totals": ("totals", ("sector", "province"), "{sector} {province}"),
-    "civil_events": ("civil_events", ("province", "event"), "civil_status {province} {event} events"),
-    "cleansing": ("cleansing", ("sector", "province"), "the cleansing of {sector} {province}"),
-    "chains": ("chains", ("province", "kind"), "the {kind} linked procedures of {province}"),
-    "chain_cards": ("chain_cards", ("province",), "the children's cards of {province}"),
-    "eid": ("eid", ("province",), "the e-ID figures of {province}"),
+# Section of a summary, and the Merged field it goes in → (the fields naming an entry, how to name one).
+_SECTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "totals": (("sector", "province"), "{sector} {province}"),
+    "civil_events": (("province", "event"), "civil_status {province} {event} events"),
+    "cleansing": (("sector", "province"), "the cleansing of {sector} {province}"),
+    "chains": (("province", "kind"), "the {kind} linked procedures of {province}"),
+    "chain_cards": (("province",), "the children's cards of {province}"),
+    "eid": (("province",), "the e-ID figures of {province}"),
 }
 
 
@@ -279,8 +279,8 @@ def merge_summaries(summaries: Iterable[tuple[str, Mapping[str, Any]]]) -> Merge
         scenario = summary.get("scenario")
         if scenario and scenario not in merged.scenarios:
             merged.scenarios.append(scenario)
-        for section, (attr, fields, what) in _SECTIONS.items():
-            into: dict[Key, Mapping[str, Any]] = getattr(merged, attr)
+        for section, (fields, what) in _SECTIONS.items():
+            into: dict[Key, Mapping[str, Any]] = getattr(merged, section)
             for entry in summary.get(section, []):
                 key = tuple(entry[f] for f in fields)
                 if key not in into:
@@ -322,7 +322,6 @@ class _Province:
         english = lang == Lang.EN
         self.int: Callable[[int], str] = en_int if english else vn_int
         self.pct: Callable[[int, int], str] = en_percent if english else vn_percent
-        self.cards = {k[0]: v for k, v in merged.chain_cards.items()}
 
     def blocks(self) -> list[str]:
         m, code = self.merged, self.code
@@ -462,7 +461,7 @@ class _Province:
                 parts.append(w.chain_stalled.format(n=self.int(c["stalled"])))
             if c.get("in_progress"):
                 parts.append(w.chain_in_progress.format(n=self.int(c["in_progress"])))
-            card = self.cards.get(c["province"]) if c["kind"] == "birth" else None
+            card = self.merged.chain_cards.get((self.code,)) if c["kind"] == "birth" else None
             if card and card.get("cards"):
                 parts.append(
                     w.chain_cards.format(n=self.int(card["cards"]), synced=self.int(card["cards_synced"]))

@@ -24,6 +24,7 @@ __all__ = [
     "check_expectations",
     "eid_entry",
     "percentile",
+    "spread_s",
     "write_results",
 ]
 
@@ -40,6 +41,15 @@ def percentile(sorted_values: Sequence[int], q: float) -> int:
     # The rank is ceil(q * n) computed on the decimal q as written: in floats 0.07 * 100 is 7.000000000000001.
     rank = max(1, math.ceil(Fraction(q).limit_denominator(1_000_000) * len(sorted_values)))
     return int(sorted_values[min(rank, len(sorted_values)) - 1])
+
+
+def spread_s(sorted_ms: Sequence[int]) -> dict[str, float]:
+    """p50, p95 and max of sorted milliseconds in seconds (0 for none), as `fix_time_s` and `duration_s`."""
+    return {
+        "p50": percentile(sorted_ms, 0.50) / 1e3,
+        "p95": percentile(sorted_ms, 0.95) / 1e3,
+        "max": (sorted_ms[-1] if sorted_ms else 0) / 1e3,
+    }
 
 
 def build_summary(
@@ -96,12 +106,13 @@ def build_summary(
         figures["legacy_corrected"] += result.legacy_id and "personal_id" in result.corrected
         for name in result.corrected:
             figures[f"corrected:{name}"] += 1
-        first = result.first_outcome if result.version > 1 else result.outcome
-        if first is not None and first.startswith("unsynced/"):
+        first = (result.first_outcome if result.version > 1 else result.outcome) or ""
+        was_unsynced = first.startswith("unsynced/")
+        if was_unsynced:
             tasks.setdefault(source, Counter())[first] += 1
         if result.version > 1:
             figures["republished"] += 1
-            if first is not None and first.startswith("unsynced/") and is_synced(result.outcome):
+            if was_unsynced and is_synced(result.outcome):
                 figures["fixed"] += 1
                 fixed_by.setdefault(source, Counter())[first] += 1
                 fix_ms.setdefault(source, []).append(result.decided_ms - result.first_decided_ms)
@@ -130,21 +141,17 @@ def build_summary(
         )
     cleansing_entries = []
     for source in sorted(set(cleansing)):
-        waited = sorted(fix_ms.get(source, []))
+        todo, figures = tasks.get(source, Counter()), extra.get(source, Counter())
         cleansing_entries.append(
             {
                 "sector": source[0],
                 "province": source[1],
-                "tasks": sum(tasks.get(source, Counter()).values()),
-                "tasks_by_outcome": dict(sorted(tasks.get(source, Counter()).items())),
-                "republished": extra.get(source, Counter())["republished"],
-                "fixed": extra.get(source, Counter())["fixed"],
+                "tasks": todo.total(),
+                "tasks_by_outcome": dict(sorted(todo.items())),
+                "republished": figures["republished"],
+                "fixed": figures["fixed"],
                 "fixed_by_outcome": dict(sorted(fixed_by.get(source, Counter()).items())),
-                "fix_time_s": {
-                    "p50": percentile(waited, 0.50) / 1e3,
-                    "p95": percentile(waited, 0.95) / 1e3,
-                    "max": (waited[-1] if waited else 0) / 1e3,
-                },
+                "fix_time_s": spread_s(sorted(fix_ms.get(source, []))),
             }
         )
     lags.sort()
@@ -212,11 +219,7 @@ def chain_entries(chains: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any
                 "completed": c["completed"],
                 "stalled": c["stalled"],
                 "in_progress": c["in_progress"],
-                "duration_s": {
-                    "p50": percentile(ms, 0.50) / 1e3,
-                    "p95": percentile(ms, 0.95) / 1e3,
-                    "max": (ms[-1] if ms else 0) / 1e3,
-                },
+                "duration_s": spread_s(ms),
             }
         )
     return entries

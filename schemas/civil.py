@@ -66,10 +66,10 @@ from datetime import date
 from typing import Any, Literal
 
 from schemas.citizen import Citizen
-from schemas.names import fold_diacritics, normalize_name
 from schemas.outcomes import Outcome, Sector
 from schemas.personal_id import consistent_with, id_shape, make_personal_id
 from schemas.records import Event, Gender, Record, civil_required, parse_date
+from schemas.rules import differing_fields, npd_corrections
 
 __all__ = [
     "CIVIL_FIELDS",
@@ -80,6 +80,7 @@ __all__ = [
     "Registration",
     "UpdateCitizen",
     "decide_civil",
+    "is_married",
     "issue_personal_id",
     "lookup_ids",
     "registration_key",
@@ -227,32 +228,8 @@ def _resolve(
     return citizen, shape
 
 
-def _differing(record: Record, citizen: Citizen) -> tuple[str, ...]:
-    """CONTRACT rule 10: the identity fields that differ, a name only if it differs without diacritics."""
-    assert record.full_name is not None  # C2 passed
-    return tuple(
-        f
-        for f, differs in (
-            ("full_name", fold_diacritics(record.full_name) != fold_diacritics(citizen.full_name)),
-            ("date_of_birth", record.date_of_birth != citizen.date_of_birth),
-            ("gender", record.gender != citizen.gender),
-        )
-        if differs
-    )
-
-
-def _corrections(record: Record, citizen: Citizen, shape: str) -> dict[str, str]:
-    """CONTRACT rule 11: the NPD is authoritative for the 12-digit ID and the name's diacritics."""
-    assert record.full_name is not None  # C2 passed
-    corrections: dict[str, str] = {}
-    if shape == "legacy":
-        corrections["personal_id"] = citizen.personal_id
-    if normalize_name(record.full_name) != normalize_name(citizen.full_name):
-        corrections["full_name"] = citizen.full_name
-    return corrections
-
-
-def _married(citizen: Citizen) -> bool:
+def is_married(citizen: Citizen) -> bool:
+    """M10's test: marital_status `married` or a spouse_id recorded (the generator keeps to it too)."""
     extra = citizen.model_extra or {}
     return extra.get("marital_status") == "married" or bool(extra.get("spouse_id"))
 
@@ -321,12 +298,12 @@ def _death(record: Record, people: Mapping[str, Citizen], event_date: date) -> C
     citizen, shape = resolved
     if citizen.deceased:
         return CivilDecision(Outcome.DECEASED)
-    differing = _differing(record, citizen)
+    differing = differing_fields(record, citizen)
     if differing:
         return CivilDecision(Outcome.MISMATCH, differing)
     if event_date < citizen.date_of_birth:
         return CivilDecision(Outcome.MISMATCH, ("event_date",))
-    corrections = _corrections(record, citizen, shape)
+    corrections = npd_corrections(record, citizen, shape)
     change = UpdateCitizen(
         citizen.personal_id, {"status": "deceased", "date_of_death": event_date.isoformat()}
     )
@@ -356,14 +333,14 @@ def _marriage(record: Record, people: Mapping[str, Citizen]) -> CivilDecision:
         return CivilDecision(Outcome.DECEASED)
     if spouse.deceased:
         return CivilDecision(Outcome.DECEASED, ("spouse_id",))
-    differing = _differing(record, person)
+    differing = differing_fields(record, person)
     if differing:
         return CivilDecision(Outcome.MISMATCH, differing)
-    if _married(person):
+    if is_married(person):
         return CivilDecision(Outcome.MISMATCH, ("marital_status",))
-    if _married(spouse):
+    if is_married(spouse):
         return CivilDecision(Outcome.MISMATCH, ("spouse_id", "marital_status"))
-    corrections = _corrections(record, person, shape)
+    corrections = npd_corrections(record, person, shape)
     changes = tuple(
         UpdateCitizen(
             a.personal_id,

@@ -25,7 +25,7 @@ from schemas.outcomes import Outcome, Sector
 from schemas.personal_id import consistent_with, id_shape
 from schemas.records import REQUIRED_FIELDS, Record
 
-__all__ = ["Decision", "decide", "holder_key", "lookup_key"]
+__all__ = ["Decision", "decide", "differing_fields", "holder_key", "lookup_key", "npd_corrections"]
 
 _IDENTITY: tuple[str, ...] = ("personal_id", "full_name", "date_of_birth", "gender")
 # CONTRACT.md: `fields` holds "the mismatching or missing fields, where there are any"; a malformed ID is
@@ -133,25 +133,40 @@ def decide(record: Record, citizen: Citizen | None, first_holder: str | None) ->
     # Rule 9: labour forms are not written for citizens who moved their permanent residence.
     if record.sector == Sector.LABOUR and citizen.permanent_province != record.province:
         return Decision(Outcome.MOVED, passed_identity=True)
-    # Rule 10: a name differs only if it differs even with diacritics removed.
-    differing = tuple(
-        f
-        for f, differs in (
-            ("full_name", fold_diacritics(name) != fold_diacritics(citizen.full_name)),
-            ("date_of_birth", born != citizen.date_of_birth),
-            ("gender", gender != citizen.gender),
-        )
-        if differs
-    )
+    # Rule 10.
+    differing = differing_fields(record, citizen)
     if differing:
         return Decision(Outcome.MISMATCH, differing, passed_identity=True)
-    # Rule 11: the NPD is authoritative for the 12-digit ID and the name with its diacritics.
-    corrections: dict[str, str] = {}
-    if shape == "legacy":
-        corrections["personal_id"] = citizen.personal_id
-    if normalize_name(name) != normalize_name(citizen.full_name):
-        corrections["full_name"] = citizen.full_name
+    # Rule 11.
+    corrections = npd_corrections(record, citizen, shape)
     if corrections:
         return Decision(Outcome.CORRECTED, passed_identity=True, corrections=corrections)
     # Rule 12.
     return Decision(Outcome.CLEANED, passed_identity=True)
+
+
+def differing_fields(record: Record, citizen: Citizen) -> tuple[str, ...]:
+    """Rule 10: the identity fields that differ from the NPD's, a name only if it differs even with
+    diacritics removed. Shared with the civil-status rules (D8, M8); the record has a name (rule 2)."""
+    assert record.full_name is not None
+    return tuple(
+        f
+        for f, differs in (
+            ("full_name", fold_diacritics(record.full_name) != fold_diacritics(citizen.full_name)),
+            ("date_of_birth", record.date_of_birth != citizen.date_of_birth),
+            ("gender", record.gender != citizen.gender),
+        )
+        if differs
+    )
+
+
+def npd_corrections(record: Record, citizen: Citizen, shape: str) -> dict[str, str]:
+    """Rule 11: the NPD is authoritative for the 12-digit ID (of a legacy `shape` ID) and the name with its
+    diacritics. Shared with the civil-status rules; the record has a name (rule 2)."""
+    assert record.full_name is not None
+    corrections: dict[str, str] = {}
+    if shape == "legacy":
+        corrections["personal_id"] = citizen.personal_id
+    if normalize_name(record.full_name) != normalize_name(citizen.full_name):
+        corrections["full_name"] = citizen.full_name
+    return corrections

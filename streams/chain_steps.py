@@ -35,7 +35,6 @@ __all__ = [
 
 CARD_AGE_LIMIT = 6  # a health-insurance card is issued with the birth for a child under 6
 FINAL_STEPS = frozenset({"card_reconciled", "no_card_needed", "allowance_granted"})
-_STATUSES = ("in_progress", "completed", "stalled")
 
 
 def chain_id(province: str, registration_no: str) -> str:

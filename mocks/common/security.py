@@ -42,7 +42,6 @@ __all__ = [
     "authenticate_client",
     "basic_credentials",
     "bearer_token",
-    "check_distinct_keys",
     "grant_scopes",
     "parse_scope",
 ]
@@ -236,11 +235,3 @@ class TokenService:
             expires_at=int(claims["exp"]),
             token_id=str(claims.get("jti", "")),
         )
-
-
-def check_distinct_keys(values: list[str], *, who: tuple[str, str], variables: str, owner: str) -> None:
-    """Refuse empty API keys and keys shared by two holders (`who`: singular and plural of the holders)."""
-    if any(not v for v in values):
-        raise ValueError(f"an API key is empty; give every {who[0]} in {variables} a key")
-    if len(set(values)) != len(values):
-        raise ValueError(f"two {who[1]} share an API key; every key must name exactly one {owner}")

@@ -77,6 +77,7 @@ _REGISTER = "INSERT INTO civil_registrations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 
 _BASIC = frozenset(Citizen.model_fields)
 
 Action = Literal["register", "deregister"]
+_Change = tuple[Action, str, str | None, date]  # a residence change: action, personal_id, province, date
 
 
 class UnknownCitizenError(NdxpError):
@@ -247,13 +248,7 @@ class CivilRegistry:
         current = self.db.lookup_many([change.personal_id]).get(change.personal_id)
         if current is None:  # decide_civil resolved this citizen from the same transaction's view
             raise UnknownCitizenError(f"citizen {mask_id(change.personal_id)} vanished mid-transaction")
-        values = current.model_dump()
-        for name, value in change.values.items():
-            if value is None and name not in _BASIC:
-                values.pop(name, None)  # an extra field set to None is removed, not kept as null
-            else:
-                values[name] = value
-        return Citizen.model_validate(values)
+        return _with_values(current, change.values)
 
     # ------------------------------------------------------------ permanent residence
 
@@ -266,8 +261,8 @@ class CivilRegistry:
         before the birth, or the reference already used for a different change).
         """
         with self._transaction() as conn:
-            replay = self._replay(conn, agency, reference, ("register", personal_id, province, since))
-            if replay:
+            change: _Change = ("register", personal_id, province, since)
+            if self._replay(conn, agency, reference, change):
                 return ResidenceChange(personal_id, "registered", reference, True, ("personal_id",))
             citizen = self._citizen(personal_id)
             if citizen.deceased:
@@ -289,8 +284,8 @@ class CivilRegistry:
                 "residence_since": since.isoformat(),
                 "residence_ended_on": None,
             }
-            self.db.save([self._updated(UpdateCitizen(personal_id, values))])
-            self._remember(conn, agency, reference, "register", personal_id, province, since)
+            self.db.save([_with_values(citizen, values)])
+            self._remember(conn, agency, reference, change)
             return ResidenceChange(personal_id, "registered", reference, False, ("personal_id", *values))
 
     def end_residence(self, agency: str, personal_id: str, on: date, reference: str) -> ResidenceChange:
@@ -301,7 +296,8 @@ class CivilRegistry:
         deregister (moving abroad); the usual caller is the death procedure.
         """
         with self._transaction() as conn:
-            if self._replay(conn, agency, reference, ("deregister", personal_id, None, on)):
+            change: _Change = ("deregister", personal_id, None, on)
+            if self._replay(conn, agency, reference, change):
                 return ResidenceChange(personal_id, "ended", reference, True, ("personal_id",))
             citizen = self._citizen(personal_id)
             extra = citizen.model_extra or {}
@@ -322,8 +318,8 @@ class CivilRegistry:
                 "residence_status": "ended",
                 "residence_ended_on": on.isoformat(),
             }
-            self.db.save([self._updated(UpdateCitizen(personal_id, values))])
-            self._remember(conn, agency, reference, "deregister", personal_id, None, on)
+            self.db.save([_with_values(citizen, values)])
+            self._remember(conn, agency, reference, change)
             return ResidenceChange(personal_id, "ended", reference, False, ("personal_id", *values))
 
     def _citizen(self, personal_id: str) -> Citizen:
@@ -337,7 +333,7 @@ class CivilRegistry:
         conn: sqlite3.Connection,
         agency: str,
         reference: str,
-        request: tuple[Action, str, str | None, date],
+        change: _Change,
     ) -> bool:
         """True when this agency made exactly this change under `reference` before; a different change
         under it is a conflict."""
@@ -348,7 +344,7 @@ class CivilRegistry:
         ).fetchone()
         if row is None:
             return False
-        action, personal_id, province, on = request
+        action, personal_id, province, on = change
         if tuple(row) != (action, personal_id, province, on.isoformat()):
             raise ResidenceConflictError(
                 f"reference {reference!r} was already used for a different residence change ({row[0]}); "
@@ -357,19 +353,23 @@ class CivilRegistry:
         return True
 
     @staticmethod
-    def _remember(
-        conn: sqlite3.Connection,
-        agency: str,
-        reference: str,
-        action: Action,
-        personal_id: str,
-        province: str | None,
-        on: date,
-    ) -> None:
+    def _remember(conn: sqlite3.Connection, agency: str, reference: str, change: _Change) -> None:
+        action, personal_id, province, on = change
         conn.execute(
             "INSERT INTO residence_changes VALUES (?, ?, ?, ?, ?, ?, ?)",
             (agency, reference, action, personal_id, province, on.isoformat(), _now()),
         )
+
+
+def _with_values(current: Citizen, changes: Mapping[str, str | None]) -> Citizen:
+    """`current` with `changes` set; an extra field set to None is removed, not kept as null."""
+    values = current.model_dump()
+    for name, value in changes.items():
+        if value is None and name not in _BASIC:
+            values.pop(name, None)
+        else:
+            values[name] = value
+    return Citizen.model_validate(values)
 
 
 def _ids(decision: CivilDecision) -> list[str]:

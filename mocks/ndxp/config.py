@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from mocks.common.security import MIN_SECRET_BYTES, OAuthClient, check_distinct_keys
+from mocks.common.security import MIN_SECRET_BYTES, OAuthClient
 from mocks.common.settings import AgencyMockSettings
 from mocks.ndxp.scopes import AUDIT_READ, CITIZEN_SCOPES, CIVIL_REGISTER, KNOWN_SCOPES, RESIDENCE_WRITE
 from mocks.ndxp.sqlite import checked_sqlite_url
@@ -103,9 +103,12 @@ class NdxpSettings(AgencyMockSettings):
     def _keys_safe(self) -> NdxpSettings:
         every = [*self.api_keys.items(), *self.auditor_keys.items()]
         values = [key.get_secret_value() for _, key in every]
-        check_distinct_keys(
-            values, who=("agency", "agencies"), variables="NDXP_API_KEYS/NDXP_AUDITOR_KEYS", owner="agency"
-        )
+        if any(not v for v in values):
+            raise ValueError(
+                "an API key is empty; give every agency in NDXP_API_KEYS/NDXP_AUDITOR_KEYS a key"
+            )
+        if len(set(values)) != len(values):
+            raise ValueError("two agencies share an API key; every key must name exactly one agency")
         if self.environment != "development":
             built_in = set(DEV_API_KEYS.values()) | set(DEV_AUDITOR_KEYS.values())
             defaults = sorted(agency for agency, key in every if key.get_secret_value() in built_in)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mocks.common import scopes as shared
+from mocks.common.agency import AUDIT_READ
 
 __all__ = [
     "AUDIT_READ",
@@ -46,7 +47,6 @@ IDENTITY, RESIDENCE, STATUS, FAMILY, OTHER = (
     "citizen.family",
     "citizen.other",
 )
-AUDIT_READ = "audit.read"
 # Scopes that change the NPD; they disclose no field by themselves.
 CIVIL_REGISTER, RESIDENCE_WRITE = "civil.register", "residence.write"
 CITIZEN_SCOPES: tuple[str, ...] = (IDENTITY, RESIDENCE, STATUS, FAMILY, OTHER)
@@ -84,7 +84,7 @@ FIELD_SCOPES: dict[str, str] = {field: scope for scope, fields in _FIELDS.items(
 
 def field_scope(field: str) -> str:
     """The scope that discloses `field` (`citizen.other` for any field the map does not name)."""
-    return shared.field_scope(FIELD_SCOPES, OTHER, field)
+    return FIELD_SCOPES.get(field, OTHER)
 
 
 def split_fields(fields: Iterable[str], scopes: frozenset[str]) -> tuple[list[str], list[str]]:

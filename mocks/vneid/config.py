@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from mocks.common.security import MIN_SECRET_BYTES, OAuthClient, check_distinct_keys
+from mocks.common.security import MIN_SECRET_BYTES, OAuthClient
 from mocks.common.settings import AgencyMockSettings
 from mocks.ndxp.sqlite import checked_sqlite_url
 from mocks.vneid.scopes import AUDIT_READ, IDENTITY, KNOWN_SCOPES, OFFICER, STATUS
@@ -163,12 +163,12 @@ class VneidSettings(AgencyMockSettings):
     def _secrets_safe(self) -> VneidSettings:
         every = [*self.api_keys.items(), *self.officer_keys.items()]
         values = [key.get_secret_value() for _, key in every]
-        check_distinct_keys(
-            values,
-            who=("name", "names"),
-            variables="VNEID_API_KEYS/VNEID_OFFICER_KEYS",
-            owner="agency or unit",
-        )
+        if any(not v for v in values):
+            raise ValueError(
+                "an API key is empty; give every name in VNEID_API_KEYS/VNEID_OFFICER_KEYS a key"
+            )
+        if len(set(values)) != len(values):
+            raise ValueError("two names share an API key; every key must name exactly one agency or unit")
         if self.environment != "development":
             self._refuse_dev_defaults(every)
         self.check_agency_security()

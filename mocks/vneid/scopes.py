@@ -55,7 +55,7 @@ FIELD_SCOPES: dict[str, str] = {field: scope for scope, fields in _FIELDS.items(
 
 def field_scope(field: str) -> str:
     """The scope that discloses `field` (`account.identity` for any field the map does not name)."""
-    return shared.field_scope(FIELD_SCOPES, IDENTITY, field)
+    return FIELD_SCOPES.get(field, IDENTITY)
 
 
 def split_fields(fields: Iterable[str], scopes: frozenset[str]) -> tuple[list[str], list[str]]:

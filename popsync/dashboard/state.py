@@ -49,7 +49,7 @@ from popsync.report import (
     vn_percent,
 )
 from popsync.report_md import VI
-from popsync.summary import percentile
+from popsync.summary import percentile, spread_s
 from schemas.outcomes import RECORD_OUTCOMES, is_synced
 from streams.chain_steps import duration_ms
 
@@ -462,9 +462,7 @@ class _Cleansing:
     def first_seen(self, source: Source, result: RecordResult) -> None:
         first = _first_outcome(result)
         if first is not None and first.startswith(UNSYNCED):
-            if source not in self.tasks:
-                self.tasks[source] = Counter()
-            self.tasks[source][first] += 1
+            self.tasks.setdefault(source, Counter())[first] += 1
         self.count(source, result, 1)
 
     def count(self, source: Source, result: RecordResult, sign: int) -> None:
@@ -547,12 +545,7 @@ class _Chains:
     def entries(self) -> list[dict[str, Any]]:
         """As `popsync.summary.chain_entries` makes them from the same states."""
         for where in self.dirty:
-            ms = sorted(self.took.get(where, {}).values())
-            self.times[where] = {
-                "p50": percentile(ms, 0.50) / 1e3,
-                "p95": percentile(ms, 0.95) / 1e3,
-                "max": (ms[-1] if ms else 0) / 1e3,
-            }
+            self.times[where] = spread_s(sorted(self.took.get(where, {}).values()))
         self.dirty.clear()
         out = []
         for (province, kind), c in sorted(self.counts.items()):

@@ -4,9 +4,7 @@ pipeline run squeezed by a tight rate limit that still ends with exact counts.""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import io
-import ipaddress
 import json
 import sqlite3
 import ssl
@@ -17,12 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 from rich.console import Console
+from tls_helpers import self_signed
 
 from mocks.ndxp.config import NdxpSettings
 from mocks.ndxp.db import PopulationDB
@@ -269,40 +264,6 @@ def test_client_refreshes_a_short_lived_token(db_path: Path) -> None:
 
 
 # --- TLS -----------------------------------------------------------------------------------------------
-
-
-def self_signed(tmp: Path) -> tuple[Path, Path, Path]:
-    """A throw-away CA and a server certificate for 127.0.0.1/localhost signed by it (PEM files)."""
-    now = dt.datetime.now(dt.UTC)
-
-    def cert(subject: str, key: Any, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        return builder.sign(signer, hashes.SHA256())
-
-    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = cert("popsync test CA", ca_key, "popsync test CA", ca_key, ca=True)
-    leaf = cert("127.0.0.1", server_key, "popsync test CA", ca_key, ca=False)
-    paths = tmp / "ca.pem", tmp / "server.pem", tmp / "server.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return paths
 
 
 def test_tls_on(db_path: Path, tmp_path: Path) -> None:

@@ -3,8 +3,6 @@ limit → 429 with Retry-After, one audit entry per disclosure with the request 
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import sqlite3
 import ssl
 from collections.abc import Iterator
@@ -13,10 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from tls_helpers import self_signed
 
 from mocks.vneid.config import VneidSettings
 from mocks.vneid.server import VneidServer
@@ -159,38 +154,6 @@ def test_over_the_limit_is_429_with_retry_after(server: VneidServer) -> None:
     assert codes[2].headers["retry-after"] == "2" and "rate limit" in codes[2].json()["detail"]
     after = audit(server.base_url, agency="limited-008", personal_id=citizen.personal_id)
     assert len(after) == before + 2  # the refused request disclosed nothing
-
-
-def self_signed(tmp: Path) -> tuple[Path, Path, Path]:
-    """A throw-away CA and a server certificate for 127.0.0.1 signed by it (PEM files)."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-
-    def cert(subject: str, key: Any, ca: bool) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vneid test CA")]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        return builder.sign(ca_key, hashes.SHA256())
-
-    paths = tmp / "ca.pem", tmp / "server.pem", tmp / "server.key"
-    paths[0].write_bytes(cert("vneid test CA", ca_key, ca=True).public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert("127.0.0.1", server_key, ca=False).public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return paths
 
 
 def test_tls_on(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from mocks.ndxp.population import generate_population
 from schemas.citizen import Citizen
 from schemas.outcomes import Outcome
 from schemas.records import Record, parse_object
-from schemas.rules import decide, lookup_key
+from schemas.rules import decide, holder_key, lookup_key
 from streams.tasks import correction_task, task_lookup_key
 
 pytestmark = pytest.mark.unit
@@ -73,6 +73,16 @@ def insurance(population: list[Citizen]) -> Source:
 @pytest.fixture(scope="module")
 def labour(population: list[Citizen]) -> Source:
     return make_source(population, "labour", {**SEVEN_EACH, "moved": 2})
+
+
+# The citizen behind the hand-written insurance records below.
+ANH = Citizen(
+    personal_id="008190000123",
+    full_name="Nguyễn Thị Ánh",
+    date_of_birth=date(1990, 2, 1),
+    gender="female",
+    permanent_province="008",
+)
 
 
 def spec(**rules: dict[str, Any]) -> CleansingSpec:
@@ -318,13 +328,6 @@ def test_only_a_spoilt_insurance_code_gets_a_reference_code(insurance: Source, l
 
 
 def test_the_reference_code_is_stable_for_a_record() -> None:
-    citizen = Citizen(
-        personal_id="008190000123",
-        full_name="Nguyễn Thị Ánh",
-        date_of_birth=date(1990, 2, 1),
-        gender="female",
-        permanent_province="008",
-    )
     records = [{"record_id": "INS-008-1", "sector": "insurance", "insurance_code": None}]
     refs = [
         plan_for_generated(
@@ -333,7 +336,7 @@ def test_the_reference_code_is_stable_for_a_record() -> None:
             province="008",
             records=records,
             kinds=["missing_fields"],
-            truth=[citizen],
+            truth=[ANH],
             seed=seed,
         ).reference["INS-008-1"]
         for seed in (1, 2)
@@ -355,16 +358,16 @@ def tasks_of(source: Source, population: Sequence[Citizen]) -> list[dict[str, An
     """The correction task of every unsynced record, as a worker makes it."""
     npd = {c.personal_id: c for c in population}
     made = []
-    seen: dict[str, str] = {}
+    holders: dict[tuple[str, str, str], str] = {}
     for raw in source.records:
         rec = parse_object(raw)
         assert isinstance(rec, Record)
-        key = lookup_key(rec)
+        key, hk = lookup_key(rec), holder_key(rec)
         citizen = npd.get(key) if key else None
-        first = seen.get(rec.personal_id or "")
+        first = holders.get(hk) if hk else None
         decision = decide(rec, citizen, first)
-        if decision.passed_identity and first is None and rec.personal_id:
-            seen[rec.personal_id] = rec.record_id
+        if decision.passed_identity and first is None and hk:
+            holders[hk] = rec.record_id
         task_key = task_lookup_key(rec)
         task = correction_task(
             rec, decision, citizen or (npd.get(task_key) if task_key else None), version=1, decided_ms=0
@@ -396,13 +399,6 @@ def test_every_planned_fix_ends_synced(population: list[Citizen], sector: str) -
 
 def test_a_cut_short_insurance_code_is_fixable_from_source() -> None:
     # connectors/defects.py spoils an insurance code by cutting it to 9 digits, among other ways.
-    citizen = Citizen(
-        personal_id="008190000123",
-        full_name="Nguyễn Thị Ánh",
-        date_of_birth=date(1990, 2, 1),
-        gender="female",
-        permanent_province="008",
-    )
     raw = {
         "record_id": "INS-008-1",
         "sector": "insurance",
@@ -419,7 +415,7 @@ def test_a_cut_short_insurance_code_is_fixable_from_source() -> None:
         province="008",
         records=[raw],
         kinds=["missing_fields"],
-        truth=[citizen],
+        truth=[ANH],
         seed=1,
     )
     task = {"record_id": "INS-008-1", "outcome": "unsynced/missing_fields", "fields": ["insurance_code"]}

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic_core import to_json
 
-from mocks.common.audit import AuditLog, Disclosure
+from mocks.common.audit import Disclosure
 from mocks.ndxp.civil_db import CivilRegistry, CivilResult
 from mocks.ndxp.db import PopulationDB
 from mocks.ndxp.deps import AgencyDep, AuditDep, RequestIdDep, require_scope
@@ -40,7 +40,7 @@ def civil_registry(request: Request) -> CivilRegistry:
 
 
 def audit_entries(
-    results: Sequence[CivilResult], *, agency: str, purpose: str, request_id: str, endpoint: str
+    results: Sequence[CivilResult], *, agency: str, purpose: str, request_id: str
 ) -> list[Disclosure]:
     """One entry per citizen the request changed or named, with every field written or disclosed."""
     fields: dict[str, dict[str, None]] = {}
@@ -49,7 +49,7 @@ def audit_entries(
             fields.setdefault(personal_id, {}).update(dict.fromkeys(touched))
     at = datetime.now(UTC)
     return [
-        Disclosure(agency, pid, list(names), purpose, request_id, endpoint, at)
+        Disclosure(agency, pid, list(names), purpose, request_id, ENDPOINT, at)
         for pid, names in sorted(fields.items())
     ]
 
@@ -78,15 +78,11 @@ async def register(
 
     def work() -> bytes:
         results = registry.register(query.registrations)
-        _audit(audit, results, agency.agency, query.purpose, request_id)
+        # Written right after the registrations' commit (the audit log opens its own transaction). Should
+        # it fail, the request answers 500, the caller retries, and the retry, a replay, is audited.
+        audit.record(
+            audit_entries(results, agency=agency.agency, purpose=query.purpose, request_id=request_id)
+        )
         return to_json({"results": [r.public() for r in results]})
 
     return Response(await run_in_threadpool(work), media_type="application/json")
-
-
-def _audit(audit: AuditLog, results: list[CivilResult], agency: str, purpose: str, request_id: str) -> None:
-    # Written right after the registrations' commit (the audit log opens its own transaction). Should it
-    # fail, the request answers 500, the caller retries, and the retry, a replay, is audited.
-    audit.record(
-        audit_entries(results, agency=agency, purpose=purpose, request_id=request_id, endpoint=ENDPOINT)
-    )

@@ -9,7 +9,6 @@ followed by the residence's deregistration. Every change is one audit entry (end
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -52,9 +51,8 @@ async def _change(
                     [Disclosure(agency.agency, exc.personal_id, exc.disclosed, purpose, request_id, endpoint)]
                 )
             raise
-        at = datetime.now(UTC)
         audit.record(
-            [Disclosure(agency.agency, change.personal_id, change.touched, purpose, request_id, endpoint, at)]
+            [Disclosure(agency.agency, change.personal_id, change.touched, purpose, request_id, endpoint)]
         )
         return change
 

@@ -85,13 +85,12 @@ async def _officer_call(
 ) -> _T:
     """Run an officer's operation in the thread pool and audit what its answer shows, success or refusal."""
 
-    def run() -> _T:
-        def record(fields: Sequence[str]) -> None:
-            disclosure = Disclosure(
-                officer.agency, personal_id, fields, action, request_id, f"accounts.{action}"
-            )
-            audit.record([disclosure])
+    def record(fields: Sequence[str]) -> None:
+        audit.record(
+            [Disclosure(officer.agency, personal_id, fields, action, request_id, f"accounts.{action}")]
+        )
 
+    def run() -> _T:
         try:
             result = call()
         except AccountError as exc:
@@ -224,16 +223,12 @@ async def read_status(
 
     def lookup() -> AccountLookupPublic:
         account = service.find(personal_id)
-        if account is None:
-            # "No account" tells something about the citizen too: every look-up is audited.
-            audit.record(
-                [Disclosure(caller.agency, personal_id, ["exists"], purpose, request_id, "accounts.read")]
-            )
-            raise AccountNotFoundError("no e-ID account for this personal ID")
         disclosed, withheld = split_fields(_LOOKUP_FIELDS, caller.scopes)
-        audit.record(
-            [Disclosure(caller.agency, personal_id, disclosed, purpose, request_id, "accounts.read")]
-        )
+        # "No account" tells something about the citizen too: every look-up is audited.
+        fields = disclosed if account else ["exists"]
+        audit.record([Disclosure(caller.agency, personal_id, fields, purpose, request_id, "accounts.read")])
+        if account is None:
+            raise AccountNotFoundError("no e-ID account for this personal ID")
         shown = {field: getattr(account, field) for field in disclosed}
         return AccountLookupPublic(**shown, withheld=withheld)
 
