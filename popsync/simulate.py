@@ -36,7 +36,6 @@ from popsync.kafka_local import kafka_broker
 from popsync.lagwatch import LagMonitor
 from popsync.population import scenario_population
 from popsync.report import (
-    SECTOR_LABELS,
     Lang,
     chain_report_line,
     cleansing_report_line,
@@ -49,6 +48,7 @@ from popsync.scenario import Scenario, load_scenario
 from popsync.services import ManagedProcess, free_port, popsync_command
 from popsync.stages import (
     Published,
+    label,
     publish_stage,
     wait_for_chain_counts,
     wait_for_chains,
@@ -165,10 +165,6 @@ class Run:
         return proc
 
 
-def _label(sector: str, province: str) -> str:
-    return f"{SECTOR_LABELS.get(sector, sector)} ({province})"
-
-
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "run"
 
@@ -241,7 +237,7 @@ class _ReconcileBars:
 
     def add(self, source: tuple[str, str]) -> None:
         if source not in self.tasks:
-            self.tasks[source] = self.progress.add_task(f"{_label(*source)}: reconcile", total=None)
+            self.tasks[source] = self.progress.add_task(f"{label(*source)}: reconcile", total=None)
 
     def set_totals(self, totals: dict[tuple[str, str], int]) -> None:
         self.totals = dict(totals)
@@ -274,7 +270,7 @@ class _ReconcileBars:
         for source in self.tasks:
             total = self.totals.get(source)
             of = f"/{vn_int(total)}" if total else ""
-            parts.append(f"{_label(*source)} {vn_int(done.get(source, 0))}{of}")
+            parts.append(f"{label(*source)} {vn_int(done.get(source, 0))}{of}")
         self.progress.console.print("reconciled: " + "; ".join(parts), highlight=False)
 
     def start(self) -> None:
@@ -353,14 +349,9 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
         for stage in stages:
             if len(stages) > 1:
                 console.print(f"stage {stage} of {len(stages)}", markup=False)
+            stage_sources = [(i, s) for i, s in enumerate(scenario.sources) if s.stage == stage]
             publish_stage(
-                run,
-                [(i, s) for i, s in enumerate(scenario.sources) if s.stage == stage],
-                citizens,
-                progress,
-                published,
-                on_source=bars.add,
-                on_plan=on_plan,
+                run, stage_sources, citizens, progress, published, on_source=bars.add, on_plan=on_plan
             )
             bars.set_totals(published.by_source)
             run.published = len(published.keys)
@@ -368,7 +359,7 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
             wait_for_outcomes(run, len(published.keys), published.rejected, started, options.timeout_s)
             if loop is not None:
                 wait_for_cleansing(run, loop, started, options.timeout_s)
-            if any(s.sector is Sector.CIVIL_STATUS for s in scenario.sources if s.stage == stage):
+            if any(s.sector is Sector.CIVIL_STATUS for _, s in stage_sources):
                 wait_for_chains(run, started, options.timeout_s)
                 # A child's card is a record too: its outcome ends its chain, so it has one by now.
         duration = time.monotonic() - started

@@ -22,6 +22,7 @@ from connectors.generate import generate_records
 from connectors.lgsp import LgspConnector
 from popsync.collector import Collector
 from popsync.exceptions import ServiceError
+from popsync.report import SECTOR_LABELS
 from popsync.scenario import SourceSpec
 from schemas.citizen import Citizen
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Published",
+    "label",
     "publish_stage",
     "wait_for_chain_counts",
     "wait_for_chains",
@@ -40,7 +42,8 @@ __all__ = [
 
 
 def label(sector: str, province: str) -> str:
-    return f"{sector} {province}"
+    """A source as its progress bars name it: `người lao động (052)`."""
+    return f"{SECTOR_LABELS.get(sector, sector)} ({province})"
 
 
 @dataclass
@@ -76,10 +79,11 @@ def publish_stage(
                 progress.update(task, completed=n)
 
             connector.rate = source.rate
+            seed = scenario.seed + index
             if source.civil is not None:
                 batch = build_civil(
                     source.civil,
-                    seed=scenario.seed + index,
+                    seed=seed,
                     province=source.province,
                     citizens=[c for group in citizens.values() for c in group],
                     as_of=scenario.population.as_of,
@@ -89,7 +93,6 @@ def publish_stage(
             elif source.generate is not None:
                 kinds: list[str] = []
                 truth: list[Citizen | None] = []
-                seed = scenario.seed + index
                 records = generate_records(
                     source.generate,
                     sector=source.sector.value,
@@ -117,8 +120,7 @@ def publish_stage(
             else:
                 assert source.file is not None  # the scenario model guarantees one of the two
                 if source.cleansing is not None:
-                    rules = source.cleansing.rules()
-                    on_plan(FixPlan(source.sector.value, source.province, rules, scenario.seed + index))
+                    on_plan(FixPlan(source.sector.value, source.province, source.cleansing.rules(), seed))
                 report = connector.publish_file(source.file, on_progress=advance)
             progress.update(task, total=report.published + report.rejected)
             out.keys.extend(report.keys)
@@ -214,9 +216,14 @@ def wait_for_stream_counts(collector: Collector, records: int, timeout_s: float 
     deadline = time.monotonic() + timeout_s
     while True:
         counts = collector.stream_counts()
-        with collector.lock:
-            read = Counter("|".join((*k.split("|", 2)[:2], r.outcome)) for k, r in collector.results.items())
-        if (sum(counts.values()) >= records and +counts == +read) or time.monotonic() > deadline:
+        if sum(counts.values()) >= records:  # only then walk every result, under the lock the reader needs
+            with collector.lock:
+                read = Counter(
+                    "|".join((*k.split("|", 2)[:2], r.outcome)) for k, r in collector.results.items()
+                )
+            if +counts == +read:
+                return dict(counts)
+        if time.monotonic() > deadline:
             return dict(counts)
         time.sleep(0.3)
 
