@@ -32,10 +32,10 @@ class CivilReconciler(Reconciler):
         events: Sequence[faust.types.EventT[Any]],
         parsed: Sequence[Record | Rejected | None],
         request_id: str,
-    ) -> list[Verdict | None]:
+    ) -> list[Verdict | Rejected | None]:
         records = [p for p in parsed if isinstance(p, Record)]
-        answers = iter(await self.client.register_civil([dict(r.raw) for r in records], request_id))
-        verdicts: list[Verdict | None] = []
+        answers = iter(await self.client.register_civil([r.raw for r in records], request_id))
+        verdicts: list[Verdict | Rejected | None] = []
         for record in parsed:
             if not isinstance(record, Record):
                 verdicts.append(None)
@@ -44,7 +44,8 @@ class CivilReconciler(Reconciler):
             if answer.outcome == Outcome.REJECTED.value:
                 # The NDXP read the record differently from the worker: a version skew, not a record
                 # to count; the dead-letter topic gets it with the NDXP's reason.
-                verdicts.append(None)
+                reason = f"the NDXP rejected it: {answer.detail or 'no reason given'}"
+                verdicts.append(Rejected(reason, record.record_id, record.sector, record.province))
                 continue
             decision = Decision(
                 Outcome(answer.outcome),

@@ -90,8 +90,15 @@ class Reconciler:
             headers = decode_headers(message.headers)
             if record is None:  # an empty value is not a record and carries nothing to reject
                 continue
-            if isinstance(record, Rejected) or verdict is None:
-                rejected = record if isinstance(record, Rejected) else Rejected("not a record")
+            if isinstance(record, Rejected) or not isinstance(verdict, Verdict):
+                # Rule 1's reason, the deciding service's (a `Rejected` verdict), or none to give.
+                rejected = (
+                    record
+                    if isinstance(record, Rejected)
+                    else verdict
+                    if isinstance(verdict, Rejected)
+                    else Rejected("not a record")
+                )
                 pending.append(self._dead_letter(rejected, message, headers))
                 tally.rejected += 1
                 continue
@@ -149,15 +156,18 @@ class Reconciler:
         events: Sequence[faust.types.EventT[Any]],
         parsed: Sequence[Record | Rejected | None],
         request_id: str,
-    ) -> list[Verdict | None]:
-        """One verdict per parsed record (None for rejected/empty): one NDXP look-up, the pure rules."""
+    ) -> list[Verdict | Rejected | None]:
+        """One verdict per parsed record (None for rejected/empty): one NDXP look-up, the pure rules.
+
+        A subclass may answer a parsed record with a `Rejected` (its reason goes to the dead-letter topic).
+        """
         records = [p for p in parsed if isinstance(p, Record)]
         # Records missing fields are looked up too when they carry an ID: their correction task
         # gives the province the NPD's values.
         ids = [lookup_key(p) or task_lookup_key(p) for p in records]
         citizens = await self.client.lookup_many([i for i in ids if i], request_id=request_id)
         store = self.holders.data
-        verdicts: list[Verdict | None] = []
+        verdicts: list[Verdict | Rejected | None] = []
         for event, record in zip(events, parsed, strict=True):
             if not isinstance(record, Record):
                 verdicts.append(None)

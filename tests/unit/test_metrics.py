@@ -34,13 +34,15 @@ from mocks.ndxp.metrics import RouteTemplates
 from mocks.ndxp.population import generate_population
 from schemas.citizen import Citizen
 from schemas.names import fold_diacritics
+from streams.civil import CivilReconciler
 from streams.counting import OutcomeCounter
 from streams.messages import HEADER_PUBLISHED_MS, HEADER_SEQ, dumps, now_ms
 from streams.metrics import BatchTally, WorkerMetrics
-from streams.ndxp_client import NdxpClient
+from streams.ndxp_client import CivilResult, NdxpClient
 from streams.reconcile import Reconciler
 from streams.stats import WorkerStats
 from streams.topics import TopicNames
+from tests.civil_helpers import BIRTH, DEATH
 
 pytestmark = pytest.mark.unit
 
@@ -207,6 +209,37 @@ def reconcile(
 
     asyncio.run(run())
     return app
+
+
+class RejectingNdxp:
+    """`NdxpClient.register_civil` of an NDXP that reads the second record differently (a version skew)."""
+
+    async def register_civil(
+        self, records: Sequence[Any], request_id: str | None = None
+    ) -> list[CivilResult]:
+        first, second = records
+        return [
+            CivilResult(first["record_id"], "unsynced/not_found", ("personal_id",)),
+            CivilResult(second["record_id"], "rejected", detail="event_date: not a date"),
+        ]
+
+
+def test_a_civil_record_the_ndxp_rejects_goes_to_the_dead_letter_topic_with_the_ndxps_reason() -> None:
+    app = FakeApp()
+    reconciler = CivilReconciler(
+        app,  # type: ignore[arg-type]  # a fake of the two things the agent uses
+        TOPICS,
+        RejectingNdxp(),  # type: ignore[arg-type]
+        FakeTable(),
+        WorkerStats(),
+        None,
+    )
+    lines = [dumps(DEATH), dumps(BIRTH)]
+    asyncio.run(reconciler.process([event(v, partition=0, offset=i) for i, v in enumerate(lines)]))
+    assert [r["record_id"] for _, r in app.producer.on(TOPICS.results)] == ["d1"]
+    ((_, dead),) = app.producer.on(TOPICS.deadletter)
+    assert (dead["record_id"], dead["sector"], dead["province"]) == ("b1", "civil_status", "008")
+    assert dead["reason"] == "the NDXP rejected it: event_date: not a date"
 
 
 def outcome_tally(results: Iterable[tuple[bytes, dict[str, Any]]]) -> Counter[tuple[str, str, str]]:
