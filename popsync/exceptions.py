@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ExpectationFailed", "PopsyncError", "ScenarioError", "ServiceError"]
+__all__ = ["ExpectationFailed", "OutputPathError", "PopsyncError", "ScenarioError", "ServiceError"]
 
 
 class PopsyncError(Exception):
@@ -19,3 +19,7 @@ class ServiceError(PopsyncError):
 
 class ExpectationFailed(PopsyncError):
     """A figure of the run differs from the scenario's `expect`."""
+
+
+class OutputPathError(PopsyncError):
+    """A file the run was asked to write (--summary, --results, --report) cannot be written there."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -31,7 +32,7 @@ from connectors.metrics import ConnectorMetrics, serve_metrics
 from mocks.ndxp.db import PopulationDB
 from popsync.collector import Collector
 from popsync.eid_run import EidOutcome, eid_expectations, run_eid
-from popsync.exceptions import ExpectationFailed
+from popsync.exceptions import ExpectationFailed, OutputPathError
 from popsync.kafka_local import kafka_broker
 from popsync.lagwatch import LagMonitor
 from popsync.population import scenario_population
@@ -282,9 +283,41 @@ class _ReconcileBars:
         self.refresh()
 
 
+def check_outputs(options: RunOptions) -> None:
+    """Stop with `OutputPathError` when --summary, --results or --report cannot be written where asked."""
+    for option, path in (
+        ("--summary", options.summary),
+        ("--results", options.results),
+        ("--report", options.report),
+    ):
+        if path is None:
+            continue
+        folder = path.parent
+        if path.is_dir():
+            problem = "it is a folder"
+        elif not folder.is_dir():
+            problem = f"the folder {folder} does not exist"
+        elif not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            problem = "permission denied"
+        else:
+            continue
+        raise OutputPathError(f"cannot write {option} {path}: {problem}")
+
+
+@contextmanager
+def _writing(option: str, path: Path) -> Iterator[Path]:
+    """`path`, with an OSError while writing it (a full disk, a folder gone since `check_outputs`)
+    turned into `OutputPathError` naming the option."""
+    try:
+        yield path
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {option} {path}: {exc.strerror or exc}") from exc
+
+
 def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcome:
     """Run one scenario end to end and return its summary; stops everything it started."""
     scenario = load_scenario(path)
+    check_outputs(options)  # before anything starts: a long run must not fail at its last step
     run_id = f"{_slug(scenario.name)}-{uuid.uuid4().hex[:8]}"
     with ExitStack() as stack:
         workdir = stack.enter_context(_workdir(options))
@@ -395,11 +428,11 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
             chains=chains,
         )
         if options.results is not None:
-            write_results(options.results, keys, results, rejected)
+            with _writing("--results", options.results) as out:
+                write_results(out, keys, results, rejected)
         if options.summary is not None:
-            options.summary.write_text(
-                json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-            )
+            with _writing("--summary", options.summary) as out:
+                out.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         expectations = [(e.sector.value, e.province, e.figures()) for e in scenario.expect]
         problems = check_expectations(summary, expectations)
         problems += check_eid_expectations(summary, eid_expectations(scenario))
@@ -486,7 +519,8 @@ def simulate(path: Path, options: RunOptions, console: Console) -> int:
         )
     if options.report is not None:
         merged = merge_summaries([(str(options.summary or path.name), summary)])
-        options.report.write_text(render_markdown(merged, Lang(options.lang)), encoding="utf-8")
+        with _writing("--report", options.report) as out:
+            out.write_text(render_markdown(merged, Lang(options.lang)), encoding="utf-8")
         console.print(f"report: {escape(str(options.report))}")
     if outcome.problems:
         raise ExpectationFailed("expectations not met:\n  " + "\n  ".join(outcome.problems))

@@ -177,6 +177,26 @@ def test_an_invalid_scenario_names_the_key(tmp_path: Path) -> None:
     assert 'sources.0.province: province 8 must be quoted as a 3-digit code: write "008"' in ran.flat
 
 
+@pytest.mark.parametrize(
+    ("option", "target", "problem"),
+    [
+        ("--report", "missing/report.md", "the folder missing does not exist"),
+        ("--summary", "out", "it is a folder"),
+        ("--results", "missing/results.jsonl", "the folder missing does not exist"),
+    ],
+)
+def test_an_output_that_cannot_be_written_stops_the_run_before_it_starts(
+    tmp_path: Path, option: str, target: str, problem: str
+) -> None:
+    tiny_scenario(tmp_path)
+    (tmp_path / "out").mkdir()
+    # No broker answers at CLOSED_PORT: the error, not a Kafka one, shows nothing was started.
+    ran = popsync(["simulate", "tiny.yaml", option, target], cwd=tmp_path, bootstrap=CLOSED_PORT, timeout=30)
+    assert (ran.returncode, "Traceback" in ran.stderr) == (2, False)
+    assert ran.stderr.splitlines() == [f"error: cannot write {option} {target}: {problem}"]
+    assert "popsync scenario" not in ran.stdout
+
+
 def test_a_scenario_error_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text(BROKEN, encoding="utf-8")
