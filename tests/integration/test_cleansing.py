@@ -62,7 +62,7 @@ def _run(tmp_path: Path, kafka_bootstrap: str, name: str, records: int, chaos=No
         on_running=on_running,
         timeout_s=600,
     )
-    outcome = run_scenario(scenario, options, Console(file=open("/dev/null", "w")))  # noqa: SIM115
+    outcome = run_scenario(scenario, options, Console(quiet=True))
     return outcome, runs[0]
 
 

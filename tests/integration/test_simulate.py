@@ -356,7 +356,7 @@ def test_worker_killed_mid_run_counts_stay_exact(
         on_running=chaos,
         timeout_s=600,
     )
-    outcome = run_scenario(scenario, options, Console(file=open("/dev/null", "w")))  # noqa: SIM115
+    outcome = run_scenario(scenario, options, Console(quiet=True))
     assert events[-1] == "restarted", events
     assert int(events[0].split()[-1]) < 5500, "the worker was killed before the end of the run"
     assert outcome.problems == []
