@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -25,11 +24,12 @@ from streams.messages import (
     HEADER_SECTOR,
     HEADER_SEQ,
     HEADER_VERSION,
+    dead_letter_body,
     dumps,
     now_ms,
     result_key,
 )
-from streams.topics import TopicNames
+from streams.topics import MAX_MESSAGE_BYTES, TopicNames
 
 __all__ = ["LgspConnector", "PublishReport", "iter_file_lines", "partition_key"]
 
@@ -110,6 +110,7 @@ class LgspConnector:
             linger_ms=10,
             batch_size=512 * 1024,
             max_in_flight_requests_per_connection=5,
+            max_request_size=MAX_MESSAGE_BYTES,
             **(security if security is not None else get_kafka_security()).kafka_python_config(),
         )
         self._lock = threading.Lock()
@@ -183,7 +184,7 @@ class LgspConnector:
             else:
                 key = result_key(parsed.sector, parsed.province, parsed.record_id)
                 if key in self._seen:
-                    reason = f"record_id {parsed.record_id!r} repeats an earlier record of this source"
+                    reason = f"record_id {parsed.record_id[:80]!r} repeats an earlier record of this source"
                     self._dead_letter(where, line, reason, parsed.record_id, parsed.sector, parsed.province)
                     report.rejected += 1
                     continue
@@ -248,19 +249,10 @@ class LgspConnector:
         sector: str | None,
         province: str | None,
     ) -> None:
-        body = {
-            "reason": reason,
-            "origin": where,
-            "record_id": record_id,
-            "sector": sector,
-            "province": province,
-            "raw": line.decode("utf-8", "replace"),
-        }
+        body = dead_letter_body(reason, where, bytes(line), record_id, sector, province)
         log.warning("rejected line %s: %s", where, reason)
         self.metrics.add_dead_letter()
-        future = self._producer.send(
-            self.topics.deadletter, key=where.encode(), value=json.dumps(body).encode()
-        )
+        future = self._producer.send(self.topics.deadletter, key=where.encode(), value=dumps(body))
         future.add_errback(self._on_error)
 
     def _on_error(self, exc: BaseException) -> None:

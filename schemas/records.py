@@ -11,10 +11,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
+import orjson
+
 from schemas.outcomes import Sector
 from schemas.provinces import is_province
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_LINE_BYTES",
     "REQUIRED_FIELDS",
     "Record",
     "Rejected",
@@ -49,6 +53,14 @@ _CIVIL_NOT_REQUIRED: dict[Event | None, frozenset[str]] = {
 
 _SECTOR_LIST = ", ".join(s.value for s in Sector)
 _BOM = "\ufeff"
+_BOM_BYTES = _BOM.encode()
+
+# CONTRACT.md's readings of strict JSON (RFC 8259): a longer line, or deeper nesting, is not a record.
+MAX_LINE_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A string or a bracket of a JSON text: a nesting scan that skips brackets inside strings.
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 # Only ASCII digits are digits (`\d` would take Arabic-Indic and full-width ones), and dates are zero-padded.
 _ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _VN_DATE = re.compile(r"([0-9]{2})/([0-9]{2})/([0-9]{4})")
@@ -242,25 +254,90 @@ def parse_line(line: bytes | bytearray | str) -> Rejected | Record | None:
     """Parse one records-file line (or message value): None for an empty line, else as `parse_object`.
 
     A UTF-8 byte-order mark at the start is dropped (the reader hands over the file's first line with it);
-    the line ending (`\\n` or `\\r\\n`) may be present. A line of only white space is not a JSON object.
+    the line ending (`\\n` or `\\r\\n`) may be present. A line of only white space, or only a byte-order
+    mark, is not a JSON object. JSON is read strictly (CONTRACT.md): no NaN/Infinity literals, no lone
+    surrogate, at most `MAX_DEPTH` levels of nesting, at most `MAX_LINE_BYTES` bytes. Never raises.
     """
-    if isinstance(line, bytes | bytearray):
-        try:
-            text = bytes(line).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return Rejected(f"line is not valid UTF-8 (byte {exc.start})")
-    else:
-        text = line
-    text = text.removeprefix(_BOM).removesuffix("\n").removesuffix("\r")
-    if not text:
-        return None
+    data = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else bytes(line)
+    data = data.removesuffix(b"\n").removesuffix(b"\r")
+    had_bom = data.startswith(_BOM_BYTES)
+    if had_bom:
+        data = data[len(_BOM_BYTES) :]
+    if not data:
+        return Rejected("not a JSON object (the line holds only a byte-order mark)") if had_bom else None
+    if len(data) > MAX_LINE_BYTES:
+        return Rejected(f"line too long: {len(data):,} bytes, more than the {MAX_LINE_BYTES:,} allowed")
+    obj = _loads(data)
+    if isinstance(obj, Rejected):
+        return obj
+    return parse_object(obj)
+
+
+def _loads(data: bytes) -> object:
+    """The JSON value of a line, or why it is not one: orjson (strict and fast), the stdlib for the reason."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        obj = _loads_slowly(data)
+        if isinstance(obj, Rejected):
+            return obj
+    if (data.count(b"[") + data.count(b"{") > MAX_DEPTH) and _depth(data) > MAX_DEPTH:
+        return Rejected(f"not a JSON object (nested deeper than {MAX_DEPTH} levels)")
+    return obj
+
+
+def _loads_slowly(data: bytes) -> object:
+    """What orjson refused: a reason, or the value of the one case the contract reads leniently (1e999)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected(f"line is not valid UTF-8 (byte {exc.start})")
     if not text.strip():
         return Rejected("not a JSON object (the line is blank)")
+    if _SURROGATE.search(text):
+        return Rejected("not a JSON object (a lone surrogate is not text)")
+    if (data.count(b"[") + data.count(b"{") > MAX_DEPTH) and _depth(data) > MAX_DEPTH:
+        return Rejected(f"not a JSON object (nested deeper than {MAX_DEPTH} levels)")
+
+    def constant(name: str) -> None:
+        raise ValueError(f"{name} is not a JSON number")
+
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=constant)
     except json.JSONDecodeError as exc:
         return Rejected(f"not a JSON object (invalid JSON: {exc.msg} at column {exc.colno})")
-    except (ValueError, RecursionError) as exc:
-        # An integer past Python's digit limit, or nesting deeper than the interpreter's stack.
-        return Rejected(f"not a JSON object (unreadable JSON: {type(exc).__name__})")
-    return parse_object(obj)
+    except ValueError as exc:  # NaN/Infinity, or an integer past Python's digit limit
+        return Rejected(f"not a JSON object (unreadable JSON: {str(exc)[:80]})")
+    except RecursionError:
+        return Rejected("not a JSON object (unreadable JSON: nested too deeply)")
+    if _has_surrogate(obj):
+        return Rejected("not a JSON object (a string holds a lone surrogate escape)")
+    return obj
+
+
+def _has_surrogate(obj: object) -> bool:
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
+def _depth(data: bytes) -> int:
+    """The deepest nesting of brackets outside strings."""
+    depth = deepest = 0
+    for token in _JSON_TOKEN.finditer(data):
+        char = token.group()
+        if char in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return deepest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import faust
 
 from streams.config import StreamsSettings
+from streams.topics import MAX_MESSAGE_BYTES
 
 __all__ = ["create_app"]
 
@@ -41,5 +42,6 @@ def create_app(settings: StreamsSettings) -> faust.App:
         # socket writes were the largest cost of a worker (profiled on the demo).
         producer_linger=0.02,
         producer_max_batch_size=512 * 1024,
+        producer_max_request_size=MAX_MESSAGE_BYTES,
         **settings.kafka.faust_config(),  # broker_credentials for SASL/TLS (POPSYNC_KAFKA_*)
     )

@@ -31,7 +31,7 @@ import faust
 from streams.config import StreamsSettings
 from streams.messages import dumps, now_ms
 from streams.rewind import rewind_on_assignment
-from streams.topics import TopicNames
+from streams.topics import TOPIC_CONFIGS, TopicNames
 
 __all__ = [
     "AccountEventIn",
@@ -267,7 +267,7 @@ class EidCounter:
 
 def attach_eid(app: faust.App, topics: TopicNames, settings: StreamsSettings) -> EidCounter:
     """Add the e-ID table, agent and snapshot timer to a worker's app; returns the counter (for metrics)."""
-    table = app.Table("eid-accounts", partitions=settings.partitions)
+    table = app.Table("eid-accounts", partitions=settings.partitions, extra_topic_configs=TOPIC_CONFIGS)
     counter = EidCounter(app, topics, table, settings.worker_id)
     table.on_recover(counter.rebuild)
 

@@ -7,9 +7,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 __all__ = [
+    "DEAD_LETTER_RAW_BYTES",
+    "dead_letter_body",
     "decode_headers",
     "dumps",
+    "int_header",
     "now_ms",
     "result_key",
 ]
@@ -29,9 +34,50 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+# A dead letter quotes at most this much of the line it rejects (CONTRACT.md), and short identifying fields:
+# the entry always fits in a message whatever the line held.
+DEAD_LETTER_RAW_BYTES = 64 * 1024
+_DEAD_LETTER_FIELD_CHARS = 256
+
+
 def dumps(value: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON; names keep their diacritics."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON (orjson); names keep their diacritics.
+
+    What orjson refuses (a lone surrogate, a non-string key) is written by the stdlib with escapes instead
+    of stopping the caller: no value can crash a producer.
+    """
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, separators=(",", ":"), default=repr).encode()
+
+
+def _bounded(value: str | None) -> str | None:
+    if value is None or len(value) <= _DEAD_LETTER_FIELD_CHARS:
+        return value
+    return value[:_DEAD_LETTER_FIELD_CHARS] + f"… ({len(value):,} characters)"
+
+
+def dead_letter_body(
+    reason: str,
+    origin: str,
+    raw: bytes,
+    record_id: str | None = None,
+    sector: str | None = None,
+    province: str | None = None,
+) -> dict[str, Any]:
+    """A dead-letter entry: the reason, where the line came from, what it could say of itself, its start."""
+    body: dict[str, Any] = {
+        "reason": reason,
+        "origin": origin,
+        "record_id": _bounded(record_id),
+        "sector": _bounded(sector),
+        "province": _bounded(province),
+        "raw": raw[:DEAD_LETTER_RAW_BYTES].decode("utf-8", "replace"),
+    }
+    if len(raw) > DEAD_LETTER_RAW_BYTES:
+        body["raw_bytes"] = len(raw)  # the line's full size; `raw` holds its first 64 KiB
+    return body
 
 
 def result_key(sector: str, province: str, record_id: str) -> str:
@@ -47,3 +93,11 @@ def decode_headers(headers: Sequence[tuple[str, bytes]] | Mapping[str, bytes] | 
     return {
         k: (v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else str(v)) for k, v in items
     }
+
+
+def int_header(headers: Mapping[str, str], name: str, default: int) -> int:
+    """A header holding a whole number; `default` when it is absent or unreadable (a foreign producer's)."""
+    text = headers.get(name)
+    if text is None or not text.isascii() or not text.strip().lstrip("-").isdigit() or len(text) > 20:
+        return default
+    return int(text)

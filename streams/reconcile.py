@@ -17,14 +17,17 @@ from schemas.outcomes import Outcome
 from schemas.records import Record, Rejected, parse_line
 from schemas.rules import Decision, decide, lookup_key
 from streams.chain_steps import card_reconciled_step
+from streams.exceptions import ConfigurationError
 from streams.messages import (
     HEADER_CHAIN,
     HEADER_PUBLISHED_MS,
     HEADER_REQUEST_ID,
     HEADER_SEQ,
     HEADER_VERSION,
+    dead_letter_body,
     decode_headers,
     dumps,
+    int_header,
     now_ms,
     result_key,
 )
@@ -76,6 +79,34 @@ class Reconciler:
         self.stats = stats
         self.metrics = metrics
 
+    async def process_safely(self, events: Sequence[faust.types.EventT[Any]]) -> None:
+        """`process`, with no record able to stop the agent: no input may stop a run (CONTRACT.md).
+
+        A batch that raises is decided again record by record (re-deciding is harmless, see the class
+        docstring); a record that still raises goes to the dead-letter topic with the exception's type.
+        The log names the type only: an exception's text may quote a citizen's data.
+        """
+        try:
+            await self.process(events)
+            return
+        except (ConfigurationError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            log.error(
+                "a batch of %d raised %s; deciding its records one by one", len(events), type(exc).__name__
+            )
+        for event in events:
+            try:
+                await self.process([event])
+            except (ConfigurationError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                message = event.message
+                headers = decode_headers(message.headers)
+                rejected = Rejected(f"the worker could not decide this message ({type(exc).__name__})")
+                self.stats.observe(Outcome.REJECTED.value, None)
+                await (await self._dead_letter(rejected, message, headers))
+
     async def process(self, events: Sequence[faust.types.EventT[Any]]) -> None:
         started = time.perf_counter()
         parsed = [parse_line(ev.value or b"") for ev in events]
@@ -99,19 +130,20 @@ class Reconciler:
                     if isinstance(verdict, Rejected)
                     else Rejected("not a record")
                 )
-                pending.append(self._dead_letter(rejected, message, headers))
+                self.stats.observe(Outcome.REJECTED.value, None)
+                pending.append(await self._dead_letter(rejected, message, headers))
                 tally.rejected += 1
                 continue
             decision = verdict.decision
-            published_ms = int(headers.get(HEADER_PUBLISHED_MS) or message.timestamp * 1000)
-            version = int(headers.get(HEADER_VERSION) or 1)
+            published_ms = int_header(headers, HEADER_PUBLISHED_MS, int(message.timestamp * 1000))
+            version = int_header(headers, HEADER_VERSION, 1)
             result = {
                 "record_id": record.record_id,
                 "sector": record.sector,
                 "province": record.province,
                 "outcome": decision.outcome.value,
                 "fields": list(decision.fields),
-                "seq": int(headers.get(HEADER_SEQ) or -1),
+                "seq": int_header(headers, HEADER_SEQ, -1),
                 "published_ms": published_ms,
                 "decided_ms": decided_ms,
                 "version": version,
@@ -198,15 +230,14 @@ class Reconciler:
         return [await self.send(self.topics.chain_steps, chain.encode(), step)]
 
     async def _dead_letter(self, rejected: Rejected, message: Any, headers: dict[str, str]) -> Any:
-        body = {
-            "reason": rejected.reason,
-            "record_id": rejected.record_id,
-            "sector": rejected.sector,
-            "province": rejected.province,
-            "origin": f"{message.topic}:{message.partition}:{message.offset}",
-            "raw": (message.value or b"").decode("utf-8", "replace"),
-        }
-        self.stats.observe(Outcome.REJECTED.value, None)
+        body = dead_letter_body(
+            rejected.reason,
+            f"{message.topic}:{message.partition}:{message.offset}",
+            bytes(message.value or b""),
+            rejected.record_id,
+            rejected.sector,
+            rejected.province,
+        )
         log.warning("rejected a message at %s: %s", body["origin"], rejected.reason)
         key = str(body["origin"]).encode()
         return await self.app.producer.send(self.topics.deadletter, key, dumps(body), None, None, None)

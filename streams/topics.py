@@ -13,9 +13,16 @@ from kafka.errors import TopicAlreadyExistsError
 from schemas.outcomes import Sector
 from streams.kafka_security import KafkaSecurity, get_kafka_security
 
-__all__ = ["TopicNames", "ensure_topics"]
+__all__ = ["MAX_MESSAGE_BYTES", "TOPIC_CONFIGS", "TopicNames", "ensure_topics"]
 
 log = logging.getLogger(__name__)
+
+# A record line may hold up to 1 MiB (CONTRACT.md) and its key (the personal ID as given) as much again;
+# its result, correction and task quote its record_id. Kafka's default of 1 MiB a message would refuse
+# such a record with MessageSizeTooLargeError, so every popsync topic (changelogs too) and producer
+# allow 4 MiB.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+TOPIC_CONFIGS = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +133,9 @@ def ensure_topics(
         if not wanted:
             return
         with contextlib.suppress(TopicAlreadyExistsError):  # another process raced us; they are there
-            admin.create_topics([NewTopic(n, partitions, 1) for n in wanted])
+            admin.create_topics(
+                [NewTopic(n, partitions, 1, topic_configs=dict(TOPIC_CONFIGS)) for n in wanted]
+            )
         log.info("created %d topics with %d partitions", len(wanted), partitions)
     finally:
         admin.close()

@@ -21,7 +21,7 @@ from streams.ndxp_client import NdxpClient
 from streams.reconcile import Reconciler
 from streams.rewind import rewind_on_assignment
 from streams.stats import WorkerStats
-from streams.topics import TopicNames, ensure_topics
+from streams.topics import TOPIC_CONFIGS, TopicNames, ensure_topics
 
 __all__ = ["build_worker_app", "run_worker"]
 
@@ -39,8 +39,8 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
     topics = TopicNames(settings.topic_prefix)
     stats = WorkerStats()
     partitions = settings.partitions
-    holders = app.Table("first-holder", partitions=partitions)
-    outcomes = app.Table("outcomes", partitions=partitions)
+    holders = app.Table("first-holder", partitions=partitions, extra_topic_configs=TOPIC_CONFIGS)
+    outcomes = app.Table("outcomes", partitions=partitions, extra_topic_configs=TOPIC_CONFIGS)
     client_box: dict[str, NdxpClient] = {}
 
     def client() -> NdxpClient:
@@ -85,7 +85,7 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
                 async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
                     if "r" not in _box:
                         _box["r"] = _kind(app, topics, client(), holders, stats, metrics)
-                    await _box["r"].process(events)
+                    await _box["r"].process_safely(events)
             except ConfigurationError as exc:
                 # Wrong credentials or withheld fields: no record can be decided, so stop the whole
                 # worker loudly (a crashed agent alone would leave the worker idling with lag growing).

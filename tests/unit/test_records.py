@@ -64,11 +64,21 @@ def record(value: object) -> Record:
 
 @pytest.mark.parametrize(
     "line",
-    ["", b"", "\n", b"\n", "\r\n", b"\r\n", "\ufeff", b"\xef\xbb\xbf", b"\xef\xbb\xbf\n", "\ufeff\r\n"],
-    ids=["str", "bytes", "lf", "lf-bytes", "crlf", "crlf-bytes", "bom", "bom-bytes", "bom-lf", "bom-crlf"],
+    ["", b"", "\n", b"\n", "\r\n", b"\r\n"],
+    ids=["str", "bytes", "lf", "lf-bytes", "crlf", "crlf-bytes"],
 )
 def test_empty_line_is_skipped(line: str | bytes) -> None:
     assert parse_line(line) is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["\ufeff", b"\xef\xbb\xbf", b"\xef\xbb\xbf\n", "\ufeff\r\n"],
+    ids=["bom", "bom-bytes", "bom-lf", "bom-crlf"],
+)
+def test_a_line_of_only_a_byte_order_mark_is_rejected(line: str | bytes) -> None:
+    # CONTRACT.md: not a record. (The file reader drops the BOM that starts a file before parse_line.)
+    assert "byte-order mark" in rejected(parse_line(line)).reason
 
 
 @pytest.mark.parametrize(
@@ -136,7 +146,7 @@ def test_invalid_utf8_line_is_rejected(line: bytes) -> None:
         ("NaN", "a JSON number"),
         ("true", "a JSON boolean"),
         ("null", "JSON null"),
-        ("[" * 100_000, "unreadable JSON"),
+        ("[" * 100_000, "nested deeper than 64 levels"),
         ("1" * 5000, "unreadable JSON"),
     ],
     ids=[
