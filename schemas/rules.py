@@ -67,12 +67,33 @@ class Decision:
         )
 
 
+# The decisions that carry nothing but their outcome, built once: `decide` runs for every record, and a
+# frozen dataclass costs more to build than the rules cost to apply. Never mutated (frozen; the empty
+# corrections are only read).
+_NOT_FOUND = Decision(Outcome.NOT_FOUND)
+_MALFORMED = Decision(Outcome.MALFORMED_ID, _ID_FIELD)
+_DUPLICATE = Decision(Outcome.DUPLICATE, passed_identity=True)
+_DECEASED = Decision(Outcome.DECEASED, passed_identity=True)
+_MOVED = Decision(Outcome.MOVED, passed_identity=True)
+_CLEANED = Decision(Outcome.CLEANED, passed_identity=True)
+_CIVIL = Sector.CIVIL_STATUS.value
+_LABOUR = Sector.LABOUR.value
+
+
 def _missing(record: Record) -> tuple[str, ...]:
     """Rule 2's fields: `record.missing`, plus any identity field the record lacks (in required order).
 
     For a parsed record of the sectors `decide` judges this is `record.missing`; the union keeps `decide`
     total for a hand-built Record whose `missing` forgot a None field.
     """
+    if (
+        not record.missing
+        and record.personal_id is not None
+        and record.full_name is not None
+        and record.date_of_birth is not None
+        and record.gender is not None
+    ):
+        return ()
     absent = set(record.missing)
     absent.update(name for name in _IDENTITY if getattr(record, name) is None)
     if not absent:
@@ -102,7 +123,7 @@ def decide(record: Record, citizen: Citizen | None, first_holder: str | None) ->
     `first_holder` is the record_id of the source's earliest record with the same trimmed personal_id
     that got past step 6, or None. A civil_status record raises ValueError: use `schemas.civil`.
     """
-    if record.sector == Sector.CIVIL_STATUS:
+    if record.sector == _CIVIL:
         raise ValueError(
             f"record {record.record_id!r} is a civil_status record: civil-status events change the NPD and "
             "are decided by schemas.civil.decide_civil, not schemas.rules.decide"
@@ -115,24 +136,24 @@ def decide(record: Record, citizen: Citizen | None, first_holder: str | None) ->
     # Rule 3.
     shape = id_shape(pid)
     if shape == "malformed":
-        return Decision(Outcome.MALFORMED_ID, _ID_FIELD)
+        return _MALFORMED
     # Rules 4 and 5: the caller looked the ID up (a legacy one through its mapping) and found nobody.
     if citizen is None:
-        return Decision(Outcome.NOT_FOUND)
+        return _NOT_FOUND
     # Rule 6: the NPD's own gender and birth year against the ID's G and YY digits; a legacy ID has
     # no such digits, so the 12-digit ID it maps to is checked.
     checked_id = citizen.personal_id if shape == "legacy" else pid
     if not consistent_with(checked_id, citizen.gender, citizen.date_of_birth.year):
-        return Decision(Outcome.MALFORMED_ID, _ID_FIELD)
+        return _MALFORMED
     # Rule 7: comparing record_ids keeps a re-delivered first holder first (at-least-once processing).
     if first_holder is not None and first_holder != record.record_id:
-        return Decision(Outcome.DUPLICATE, passed_identity=True)
+        return _DUPLICATE
     # Rule 8.
     if citizen.deceased:
-        return Decision(Outcome.DECEASED, passed_identity=True)
+        return _DECEASED
     # Rule 9: labour forms are not written for citizens who moved their permanent residence.
-    if record.sector == Sector.LABOUR and citizen.permanent_province != record.province:
-        return Decision(Outcome.MOVED, passed_identity=True)
+    if record.sector == _LABOUR and citizen.permanent_province != record.province:
+        return _MOVED
     # Rule 10.
     differing = differing_fields(record, citizen)
     if differing:
@@ -142,22 +163,27 @@ def decide(record: Record, citizen: Citizen | None, first_holder: str | None) ->
     if corrections:
         return Decision(Outcome.CORRECTED, passed_identity=True, corrections=corrections)
     # Rule 12.
-    return Decision(Outcome.CLEANED, passed_identity=True)
+    return _CLEANED
 
 
 def differing_fields(record: Record, citizen: Citizen) -> tuple[str, ...]:
     """Rule 10: the identity fields that differ from the NPD's, a name only if it differs even with
     diacritics removed. Shared with the civil-status rules (D8, M8); the record has a name (rule 2)."""
     assert record.full_name is not None
-    return tuple(
-        f
-        for f, differs in (
-            ("full_name", fold_diacritics(record.full_name) != fold_diacritics(citizen.full_name)),
-            ("date_of_birth", record.date_of_birth != citizen.date_of_birth),
-            ("gender", record.gender != citizen.gender),
-        )
-        if differs
-    )
+    differing: tuple[str, ...] = ()
+    # Names equal as written, or after the harmless normalisation, are equal folded too (the common case).
+    name, npd_name = record.full_name, citizen.full_name
+    if (
+        name != npd_name
+        and normalize_name(name) != normalize_name(npd_name)
+        and fold_diacritics(name) != fold_diacritics(npd_name)
+    ):
+        differing = ("full_name",)
+    if record.date_of_birth != citizen.date_of_birth:
+        differing += ("date_of_birth",)
+    if record.gender != citizen.gender:
+        differing += ("gender",)
+    return differing
 
 
 def npd_corrections(record: Record, citizen: Citizen, shape: str) -> dict[str, str]:
@@ -167,6 +193,8 @@ def npd_corrections(record: Record, citizen: Citizen, shape: str) -> dict[str, s
     corrections: dict[str, str] = {}
     if shape == "legacy":
         corrections["personal_id"] = citizen.personal_id
-    if normalize_name(record.full_name) != normalize_name(citizen.full_name):
+    if record.full_name != citizen.full_name and normalize_name(record.full_name) != normalize_name(
+        citizen.full_name
+    ):
         corrections["full_name"] = citizen.full_name
     return corrections
