@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 from mocks.ndxp.population import generate_population
 from mocks.ndxp.population_exact import generate_by_age
 from popsync.scenario import Scenario
-from schemas.citizen import Citizen
+from schemas.citizen import Citizen, mask_id
 
 __all__ = ["scenario_population"]
 
@@ -22,8 +23,24 @@ def scenario_population(scenario: Scenario) -> dict[str, list[Citizen]]:
     for citizen in generate_by_age(scenario.seed, groups, spec.as_of):
         by_province[citizen.permanent_province].append(citizen)
     if spec.file is not None:
-        from mocks.ndxp.db import read_population_file
-
-        for citizen in read_population_file(spec.file):
-            by_province[citizen.permanent_province].append(citizen)
+        _add_file(by_province, spec.file)
     return by_province
+
+
+def _add_file(by_province: dict[str, list[Citizen]], path: Path) -> None:
+    """The citizens of a population file, each line checked here against the citizens before it, so a
+    repeated personal_id is named by its line (the NPD's load would only say which citizen it was)."""
+    from mocks.ndxp.exceptions import PopulationFileError
+    from mocks.ndxp.population_file import numbered_citizens
+
+    seen = {c.personal_id for group in by_province.values() for c in group}
+    for lineno, citizen in numbered_citizens(path):
+        if citizen.personal_id in seen:
+            raise PopulationFileError(
+                path,
+                lineno,
+                f"personal_id {mask_id(citizen.personal_id)} is already in the population "
+                "(an earlier line, or a citizen the scenario generates)",
+            )
+        seen.add(citizen.personal_id)
+        by_province[citizen.permanent_province].append(citizen)

@@ -14,10 +14,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import ValidationError
 from pydantic_core import to_json
 
-from mocks.ndxp.exceptions import DuplicateCitizenError, PopulationFileError
+from mocks.ndxp.exceptions import DuplicateCitizenError
+from mocks.ndxp.population_file import numbered_citizens, read_population_file
 from mocks.ndxp.sqlite import SqliteConnections, sqlite_path
 from schemas.citizen import Citizen, mask_id
 
@@ -52,7 +52,6 @@ CREATE INDEX IF NOT EXISTS citizens_legacy_id ON citizens (legacy_id) WHERE lega
 _PERSONAL = re.compile(r"[0-9]{12}")  # ASCII digits only: `\d` would take other scripts' digits
 _LEGACY = re.compile(r"[0-9]{9}")
 _CHUNK = 900  # bound variables per look-up query, under SQLite's historical limit of 999
-_BOM = b"\xef\xbb\xbf"
 
 
 class PopulationStore(Protocol):
@@ -82,15 +81,6 @@ def _citizen(row: tuple[Any, ...]) -> Citizen:
     return Citizen.model_validate(fields)
 
 
-def _problem(exc: ValidationError) -> str:
-    # Field locations and messages only: pydantic's input values would put personal data in logs.
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
-    return "; ".join(parts)
-
-
 def _in_query(kind: str, column: str, n: int) -> str:
     """Rows whose `column` is one of n placeholders, led by a literal saying which ID kind they answer."""
     marks = ",".join("?" * n)
@@ -101,24 +91,6 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
         yield chunk
-
-
-def _numbered_citizens(path: Path) -> Iterator[tuple[int, Citizen]]:
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            line = raw[len(_BOM) :] if lineno == 1 and raw.startswith(_BOM) else raw
-            if not line.strip():  # blank lines carry no citizen
-                continue
-            try:
-                yield lineno, Citizen.model_validate_json(line)
-            except ValidationError as exc:
-                raise PopulationFileError(path, lineno, _problem(exc)) from None
-
-
-def read_population_file(path: Path | str) -> Iterator[Citizen]:
-    """The citizens of a JSON-lines population file, in order; a bad line raises `PopulationFileError`
-    (file, line number, field problem). A UTF-8 BOM and blank lines are skipped."""
-    return (citizen for _, citizen in _numbered_citizens(Path(path)))
 
 
 class PopulationDB:
@@ -151,7 +123,7 @@ class PopulationDB:
     def load_file(self, path: Path | str) -> int:
         """Load a JSON-lines population file (CONTRACT.md's Citizen); a bad line loads nothing."""
         path = Path(path)
-        return self._load(_numbered_citizens(path), 10_000, lambda n: f"{path}:{n}")
+        return self._load(numbered_citizens(path), 10_000, lambda n: f"{path}:{n}")
 
     def _load(self, items: Iterable[tuple[int, Citizen]], batch: int, where: Callable[[int], str]) -> int:
         conn = self.connections.get()

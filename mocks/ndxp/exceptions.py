@@ -4,7 +4,7 @@ NdxpError
 ├── StorageError                 the database refused or failed an operation
 │   ├── UnsupportedDatabaseError the database URL names an engine not implemented
 │   ├── DuplicateCitizenError    a load would hold the same personal_id twice
-│   └── PopulationFileError      a line of a population file is not a citizen
+│   └── PopulationFileError      a line of a population file is not a citizen (or it is unreadable)
 └── ServerStartError             the background server did not come up
 """
 
@@ -39,13 +39,17 @@ class DuplicateCitizenError(StorageError):
 
 
 class PopulationFileError(StorageError):
-    """A line of a population file is not a citizen; carries the file, line number and problem."""
+    """A line of a population file is not a citizen, or the file cannot be read; carries the file, the line
+    number (None for the whole file) and the problem, on one line and without personal data."""
 
-    def __init__(self, path: Path | str, line: int, problem: str) -> None:
+    def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
         self.path = Path(path)
         self.line = line
         self.problem = problem
-        super().__init__(f"{self.path}:{line}: {problem} (nothing of this file was loaded; fix the line)")
+        if line is None:
+            super().__init__(f"{self.path}: {problem}")
+        else:
+            super().__init__(f"{self.path}:{line}: {problem} (nothing of this file was loaded; fix the line)")
 
 
 class ServerStartError(NdxpError):
