@@ -12,20 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.partitioner.default import murmur2
 
 from connectors.exceptions import DeliveryError, SourceFileError
 from connectors.metrics import ConnectorMetrics
 from schemas.records import Rejected, parse_line
 from streams.kafka_security import KafkaSecurity, get_kafka_security
 from streams.messages import (
+    HEADER_ENVELOPE,
     HEADER_PROVINCE,
     HEADER_PUBLISHED_MS,
     HEADER_REQUEST_ID,
     HEADER_SECTOR,
     HEADER_SEQ,
+    HEADER_SEQS,
     HEADER_VERSION,
     dead_letter_body,
     dumps,
+    envelope_value,
     now_ms,
     result_key,
 )
@@ -36,6 +40,22 @@ __all__ = ["LgspConnector", "PublishReport", "iter_file_lines", "partition_key"]
 log = logging.getLogger(__name__)
 
 _BOM = b"\xef\xbb\xbf"
+# Envelopes (README "Envelopes"): a worker pays faust's per-message cost once per envelope, not per record.
+# An envelope closes at this many records or bytes, or when its oldest record has waited this long
+# (a paced source must not hold records back).
+ENVELOPE_RECORDS = 250
+ENVELOPE_BYTES = 256 * 1024
+ENVELOPE_LINGER_S = 0.05
+
+
+@dataclass
+class _Envelope:
+    """Records waiting to leave together for one partition of one topic, in source order."""
+
+    lines: list[bytes] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    size: int = 0
+    opened: float = 0.0
 
 
 @dataclass
@@ -117,8 +137,12 @@ class LgspConnector:
         self._failures: list[str] = []
         self._seen: set[str] = set()
         self._seq: dict[tuple[str, str], int] = {}
+        self._envelopes: dict[tuple[str, int], _Envelope] = {}
+        self._partitions: dict[str, list[int]] = {}
+        self._request_id = uuid.uuid4().hex
 
     def close(self) -> None:
+        self._send_envelopes()
         self._producer.close(timeout=30)
 
     def __enter__(self) -> LgspConnector:
@@ -161,6 +185,7 @@ class LgspConnector:
 
     def flush(self) -> None:
         """Wait until the broker confirmed everything sent so far; raise `DeliveryError` for a failure."""
+        self._send_envelopes()
         self._producer.flush()
         self._raise_failures()
 
@@ -169,10 +194,12 @@ class LgspConnector:
     ) -> PublishReport:
         report = PublishReport()
         started = time.monotonic()
-        request_id = uuid.uuid4().hex
+        request_id = self._request_id = uuid.uuid4().hex
         unmetered: dict[tuple[str, str], int] = {}  # sent since the metrics were last updated
         for count, (where, line) in enumerate(lines, start=1):
-            self._pace(count, started)
+            if self.rate:  # a paced source: no record waits in an envelope longer than the linger
+                self._send_envelopes(older_than=ENVELOPE_LINGER_S)
+                self._pace(count, started)
             parsed = parse_line(line)
             if parsed is None:
                 continue
@@ -198,10 +225,12 @@ class LgspConnector:
                 report.by_source[source] = report.by_source.get(source, 0) + 1
                 unmetered[source] = unmetered.get(source, 0) + 1
             if count % 1000 == 0:
+                self._send_envelopes(older_than=ENVELOPE_LINGER_S)
                 self.metrics.add_published(unmetered)
                 unmetered.clear()
                 if on_progress is not None:
                     on_progress(count)
+        self._send_envelopes()
         self._producer.flush()
         report.seconds = time.monotonic() - started
         self.metrics.add_published(unmetered)
@@ -222,10 +251,68 @@ class LgspConnector:
         *,
         version: int = 1,
     ) -> None:
-        key = partition_key(record_id, raw)
+        key = partition_key(record_id, raw).encode()
         source = (sector, province)
         seq = self._seq.get(source, 0) + 1
         self._seq[source] = seq
+        topic = self.topics.records(sector)
+        if version > 1 or len(line) > ENVELOPE_BYTES:
+            # A re-publication (its own version header) or a line too big to share: a message of its own.
+            self._send_single(topic, key, line, province, sector, seq, request_id, version)
+            return
+        partition = self._partition(topic, key)
+        envelope = self._envelopes.get((topic, partition))
+        if envelope is None:
+            envelope = self._envelopes[(topic, partition)] = _Envelope(opened=time.monotonic())
+        elif envelope.size + len(line) > ENVELOPE_BYTES:
+            self._send_envelope(topic, partition, envelope)
+            envelope = self._envelopes[(topic, partition)] = _Envelope(opened=time.monotonic())
+        envelope.lines.append(line)
+        envelope.seqs.append(seq)
+        envelope.size += len(line) + 1
+        if len(envelope.lines) >= ENVELOPE_RECORDS:
+            self._send_envelope(topic, partition, self._envelopes.pop((topic, partition)))
+
+    def _partition(self, topic: str, key: bytes) -> int:
+        """The partition Kafka's default partitioner gives `key`: one person's records stay together
+        whether they travel in an envelope or alone (a re-publication, another producer's message)."""
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            partitions = self._partitions[topic] = sorted(self._producer.partitions_for(topic))
+        index: int = (murmur2(key) & 0x7FFFFFFF) % len(partitions)
+        return partitions[index]
+
+    def _send_envelopes(self, older_than: float | None = None) -> None:
+        """Send the open envelopes (only those opened more than `older_than` seconds ago, if given)."""
+        now = time.monotonic()
+        for where, envelope in list(self._envelopes.items()):
+            if older_than is None or now - envelope.opened >= older_than:
+                del self._envelopes[where]
+                self._send_envelope(*where, envelope)
+
+    def _send_envelope(self, topic: str, partition: int, envelope: _Envelope) -> None:
+        headers = [
+            (HEADER_ENVELOPE, str(len(envelope.lines)).encode()),
+            (HEADER_SEQS, ",".join(map(str, envelope.seqs)).encode()),
+            (HEADER_PUBLISHED_MS, str(now_ms()).encode()),
+            (HEADER_REQUEST_ID, self._request_id.encode()),
+        ]
+        future = self._producer.send(
+            topic, value=envelope_value(envelope.lines), partition=partition, headers=headers
+        )
+        future.add_errback(self._on_error)
+
+    def _send_single(
+        self,
+        topic: str,
+        key: bytes,
+        line: bytes,
+        province: str,
+        sector: str,
+        seq: int,
+        request_id: str,
+        version: int,
+    ) -> None:
         headers = [
             (HEADER_PROVINCE, province.encode()),
             (HEADER_SECTOR, sector.encode()),
@@ -235,9 +322,7 @@ class LgspConnector:
         ]
         if version > 1:
             headers.append((HEADER_VERSION, str(version).encode()))
-        future = self._producer.send(
-            self.topics.records(sector), key=key.encode(), value=line, headers=headers
-        )
+        future = self._producer.send(topic, key=key, value=line, headers=headers)
         future.add_errback(self._on_error)
 
     def _dead_letter(

@@ -10,31 +10,36 @@ chain: a message on `<prefix>.civil.events` for the residence service and the ch
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
-
-import faust
 
 from schemas.outcomes import Outcome
 from schemas.records import Record, Rejected, parse_date
 from schemas.rules import Decision
 from streams.chain_steps import chain_id, step
-from streams.reconcile import Reconciler, Verdict
+from streams.reconcile import Item, Outgoing, Reconciler, Verdict
 
 __all__ = ["CivilReconciler"]
 
 
 class CivilReconciler(Reconciler):
-    """Decides civil-status records through the NPD's registration endpoint, one call per batch."""
+    """Decides civil-status records through the NPD's registration endpoint, one call per chunk."""
 
-    async def decide_batch(
-        self,
-        events: Sequence[faust.types.EventT[Any]],
-        parsed: Sequence[Record | Rejected | None],
-        request_id: str,
-    ) -> list[Verdict | Rejected | None]:
+    # A registration changes the NPD: the next chunk is sent only once this one is answered, in order.
+    prefetch = False
+
+    async def lookup(self, parsed: Sequence[Record | Rejected | None], request_id: str) -> Any:
+        """Register the chunk's records at the NDXP; its answers, one per record, in order."""
         records = [p for p in parsed if isinstance(p, Record)]
-        answers = iter(await self.client.register_civil([r.raw for r in records], request_id))
+        return await self.client.register_civil([r.raw for r in records], request_id)
+
+    def verdicts(
+        self,
+        items: Sequence[Item],
+        parsed: Sequence[Record | Rejected | None],
+        looked_up: Any,
+    ) -> list[Verdict | Rejected | None]:
+        answers = iter(looked_up)
         verdicts: list[Verdict | Rejected | None] = []
         for record in parsed:
             if not isinstance(record, Record):
@@ -59,9 +64,7 @@ class CivilReconciler(Reconciler):
             verdicts.append(Verdict(decision, None, extra, answer.personal_id))
         return verdicts
 
-    async def after(
-        self, record: Record, verdict: Verdict, headers: Mapping[str, str], decided_ms: int
-    ) -> list[Awaitable[Any]]:
+    def after(self, record: Record, verdict: Verdict, item: Item, decided_ms: int) -> list[Outgoing]:
         """A synced birth or death starts its chain: the residence service's event and the first step."""
         decision = verdict.decision
         registration = record.raw.get("registration_no")
@@ -86,8 +89,8 @@ class CivilReconciler(Reconciler):
         first = step(chain, record.event, record.province, "registered", decided_ms)
         key = chain.encode()
         return [
-            await self.send(self.topics.civil_events, key, event),
-            await self.send(self.topics.chain_steps, key, first),
+            self.message(self.topics.civil_events, key, event),
+            self.message(self.topics.chain_steps, key, first),
         ]
 
 

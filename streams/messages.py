@@ -14,7 +14,10 @@ __all__ = [
     "dead_letter_body",
     "decode_headers",
     "dumps",
+    "envelope_lines",
+    "envelope_value",
     "int_header",
+    "loads",
     "now_ms",
     "result_key",
 ]
@@ -28,6 +31,9 @@ HEADER_REQUEST_ID = "x-request-id"
 HEADER_VERSION = "popsync-version"
 # The linked-procedure chain a record belongs to (a child's health-insurance card), if any.
 HEADER_CHAIN = "popsync-chain"
+# A batch envelope (see `envelope_value`): the number of records it carries; their sequence numbers.
+HEADER_ENVELOPE = "popsync-envelope"
+HEADER_SEQS = "popsync-seqs"
 
 
 def now_ms() -> int:
@@ -50,6 +56,14 @@ def dumps(value: Mapping[str, Any]) -> bytes:
         return orjson.dumps(value)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return json.dumps(value, separators=(",", ":"), default=repr).encode()
+
+
+def loads(data: bytes | str) -> Any:
+    """A message popsync wrote, decoded (orjson; the stdlib for what `dumps` had to escape)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def _bounded(value: str | None) -> str | None:
@@ -101,3 +115,24 @@ def int_header(headers: Mapping[str, str], name: str, default: int) -> int:
     if text is None or not text.isascii() or not text.strip().lstrip("-").isdigit() or len(text) > 20:
         return default
     return int(text)
+
+
+def envelope_value(lines: Sequence[bytes]) -> bytes:
+    """A batch envelope's value: record lines, in source order, joined by `\\n` (README "Envelopes").
+
+    A line a connector publishes never holds `\\n` (it was split on it), so the split is exact. The
+    envelope's headers say how many records it carries (`popsync-envelope`) and their sequence numbers
+    (`popsync-seqs`, comma-separated); every record of an envelope shares its partition, publication time
+    and request ID.
+    """
+    return b"\n".join(lines)
+
+
+def envelope_lines(value: bytes, count: int) -> list[bytes]:
+    """The record lines of an envelope that says it carries `count`; a value that disagrees is one line.
+
+    An envelope whose line count is not its header's was not written by a popsync connector: it is read
+    as one message value instead, which parse_line then judges (and most likely rejects), never lost.
+    """
+    lines = value.split(b"\n")
+    return lines if len(lines) == count else [value]

@@ -6,27 +6,33 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+import orjson
 
 from schemas.citizen import Citizen
 from schemas.outcomes import Outcome
 from schemas.records import Record, Rejected, parse_line
 from schemas.rules import Decision, decide, lookup_key
 from streams.chain_steps import card_reconciled_step
+from streams.counting import digest_partition
 from streams.exceptions import ConfigurationError
+from streams.holders import FirstHolders
 from streams.messages import (
     HEADER_CHAIN,
+    HEADER_ENVELOPE,
     HEADER_PUBLISHED_MS,
     HEADER_REQUEST_ID,
     HEADER_SEQ,
+    HEADER_SEQS,
     HEADER_VERSION,
     dead_letter_body,
     decode_headers,
     dumps,
+    envelope_lines,
     int_header,
     now_ms,
     result_key,
@@ -37,9 +43,17 @@ from streams.stats import WorkerStats
 from streams.tasks import correction_task, task_lookup_key
 from streams.topics import TopicNames
 
-__all__ = ["Reconciler", "Verdict"]
+__all__ = ["Item", "Outgoing", "Reconciler", "Verdict", "unpack"]
 
 log = logging.getLogger(__name__)
+
+# Records decided per NDXP call (its limit is 1,000 IDs); the next chunk's look-up runs while this one's
+# rules and results run, so neither the worker nor the NDXP waits for the other.
+CHUNK = 1000
+# A message a batch sends once every record is decided: topic, key, value, partition (None: by key).
+Outgoing = tuple[str, bytes | None, bytes, int | None]
+# Results per outcome digest message (one digest per batch and digest partition, split beyond this).
+DIGEST_RESULTS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,36 +67,109 @@ class Verdict:
     personal_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One record's message value and what its message says of it (an envelope's records share most)."""
+
+    value: bytes
+    partition: int
+    origin: str  # topic:partition:offset, and #index within an envelope
+    seq: int
+    published_ms: int
+    version: int = 1
+    chain: str | None = None
+    request_id: str | None = None
+
+
+def unpack(events: Sequence[Any]) -> list[Item]:
+    """The records of a batch of messages: an envelope's in its order, any other message as one record."""
+    items: list[Item] = []
+    for event in events:
+        message = event.message
+        headers = decode_headers(message.headers)
+        published = int_header(headers, HEADER_PUBLISHED_MS, int(message.timestamp * 1000))
+        origin = f"{message.topic}:{message.partition}:{message.offset}"
+        value = bytes(event.value or b"")
+        request_id = headers.get(HEADER_REQUEST_ID)
+        count = int_header(headers, HEADER_ENVELOPE, 0)
+        lines = envelope_lines(value, count) if count > 1 else [value]
+        if count > 0 and len(lines) == count:
+            seqs = _seqs(headers.get(HEADER_SEQS, ""), count)
+            for index, line in enumerate(lines):
+                items.append(
+                    Item(
+                        line,
+                        message.partition,
+                        f"{origin}#{index}",
+                        seqs[index],
+                        published,
+                        1,
+                        None,
+                        request_id,
+                    )
+                )
+            continue
+        items.append(
+            Item(
+                value,
+                message.partition,
+                origin,
+                int_header(headers, HEADER_SEQ, -1),
+                published,
+                int_header(headers, HEADER_VERSION, 1),
+                headers.get(HEADER_CHAIN),
+                request_id,
+            )
+        )
+    return items
+
+
+def _seqs(text: str, count: int) -> list[int]:
+    parts = text.split(",")
+    if len(parts) != count or not all(p.isascii() and p.isdigit() and len(p) < 19 for p in parts):
+        return [-1] * count
+    return [int(p) for p in parts]
+
+
 class Reconciler:
-    """Decides a batch of records: one NDXP call, the pure rules, then results and table writes.
+    """Decides a batch of records: NDXP look-ups by chunk, the pure rules, then results and state writes.
 
     Delivery underneath is at-least-once. What makes re-processing harmless:
     - the outcome rules are a pure function of (record, citizen, first holder);
-    - the duplicate table stores the *record_id* of the first record of a source that got past step 6
-      for a personal ID, so re-deciding that record finds itself and is not a duplicate;
-    - results are keyed by (sector, province, record_id): a replayed result is the same fact again.
+    - the first holders keep the *record_id* of the first record of a source that got past step 6 for a
+      personal ID, so re-deciding that record finds itself and is not a duplicate;
+    - results are keyed by (sector, province, record_id): a replayed result is the same fact again, and
+      the counting agent keeps each record's latest outcome (a set) from the digests.
+    Every message of a batch, state included, is sent before the batch's offsets can be committed.
     """
+
+    # Whether the next chunk's NDXP call may start before this chunk is decided (a pure read may; a call
+    # that changes the NPD must follow the one before it).
+    prefetch = True
 
     def __init__(
         self,
         app: faust.App,
         topics: TopicNames,
         client: NdxpClient,
-        holders: Any,
+        holders: FirstHolders,
         stats: WorkerStats,
         metrics: WorkerMetrics | None = None,
+        *,
+        partitions: int = 6,
     ) -> None:
         self.app = app
         self.topics = topics
         self.client = client
-        self.holders = holders  # faust Table: "sector|province|personal_id" -> record_id of the first holder
+        self.holders = holders
         self.stats = stats
         self.metrics = metrics
+        self.partitions = partitions  # of the digest topic
 
     async def process_safely(self, events: Sequence[faust.types.EventT[Any]]) -> None:
         """`process`, with no record able to stop the agent: no input may stop a run (CONTRACT.md).
 
-        A batch that raises is decided again record by record (re-deciding is harmless, see the class
+        A batch that raises is decided again message by message (re-deciding is harmless, see the class
         docstring); a record that still raises goes to the dead-letter topic with the exception's type.
         The log names the type only: an exception's text may quote a citizen's data.
         """
@@ -96,29 +183,88 @@ class Reconciler:
                 "a batch of %d raised %s; deciding its records one by one", len(events), type(exc).__name__
             )
         for event in events:
-            try:
-                await self.process([event])
-            except (ConfigurationError, asyncio.CancelledError):
-                raise
-            except Exception as exc:
-                message = event.message
-                headers = decode_headers(message.headers)
-                rejected = Rejected(f"the worker could not decide this message ({type(exc).__name__})")
-                self.stats.observe(Outcome.REJECTED.value, None)
-                await (await self._dead_letter(rejected, message, headers))
+            for item in unpack([event]):
+                try:
+                    await self.process_items([item])
+                except (ConfigurationError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:
+                    rejected = Rejected(f"the worker could not decide this message ({type(exc).__name__})")
+                    topic, key, value, partition = self._dead_letter(rejected, item)
+                    await (await self.app.producer.send(topic, key, value, partition, None, None))
 
     async def process(self, events: Sequence[faust.types.EventT[Any]]) -> None:
+        await self.process_items(unpack(events))
+
+    async def process_items(self, items: Sequence[Item]) -> None:
+        """Decide `items` and send what they produce; nothing is sent unless every record was decided.
+
+        All or nothing, so that `process_safely` can decide a failed batch again record by record without
+        a record ending with both a result and a dead letter.
+        """
         started = time.perf_counter()
-        parsed = [parse_line(ev.value or b"") for ev in events]
-        request_id = decode_headers(events[0].message.headers).get(HEADER_REQUEST_ID) or uuid.uuid4().hex
-        decided = await self.decide_batch(events, parsed, request_id)
-        looked_up = time.perf_counter()
-        pending: list[Awaitable[Any]] = []
-        decided_ms = now_ms()
+        parsed = [parse_line(item.value) for item in items]
+        request_id = items[0].request_id if items and items[0].request_id else uuid.uuid4().hex
+        out: list[Outgoing] = []
+        digests: dict[int, list[dict[str, Any]]] = {}
         tally = BatchTally()  # metrics are applied once per batch, after the acks
-        for event, record, verdict in zip(events, parsed, decided, strict=True):
-            message = event.message
-            headers = decode_headers(message.headers)
+        starts = list(range(0, len(items), CHUNK))
+        lookups: list[asyncio.Future[Any] | None] = [None] * len(starts)
+
+        def start(i: int) -> asyncio.Future[Any]:
+            chunk = parsed[starts[i] : starts[i] + CHUNK]
+            future = lookups[i] = asyncio.ensure_future(self.lookup(chunk, request_id))
+            return future
+
+        try:
+            for i, first in enumerate(starts):
+                looked_up = await (lookups[i] or start(i))
+                if self.prefetch and i + 1 < len(starts):
+                    start(i + 1)
+                chunk_items = items[first : first + CHUNK]
+                chunk_parsed = parsed[first : first + CHUNK]
+                verdicts = self.verdicts(chunk_items, chunk_parsed, looked_up)
+                self._emit(chunk_items, chunk_parsed, verdicts, out, digests, tally)
+        finally:
+            for future in lookups:
+                if future is not None and not future.done():
+                    future.cancel()
+        decided = time.perf_counter()
+        producer = self.app.producer
+        pending = [
+            await producer.send(topic, key, value, partition, None, None)
+            for topic, key, value, partition in out
+        ]
+        for partition, results in digests.items():
+            for at in range(0, len(results), DIGEST_RESULTS):
+                body = orjson.dumps({"results": results[at : at + DIGEST_RESULTS]})
+                pending.append(await producer.send(self.topics.outcomes, None, body, partition, None, None))
+        self.holders.write()
+        # Wait for every message to be acknowledged before the batch's offsets can be committed.
+        sent = time.perf_counter()
+        await asyncio.gather(*pending)
+        if self.metrics is not None:
+            self.metrics.apply(tally)
+        log.debug(
+            "batch of %d: parse+NDXP+decide %.1f ms, send %.1f ms, acks %.1f ms",
+            len(items),
+            (decided - started) * 1e3,
+            (sent - decided) * 1e3,
+            (time.perf_counter() - sent) * 1e3,
+        )
+
+    def _emit(
+        self,
+        items: Sequence[Item],
+        parsed: Sequence[Record | Rejected | None],
+        verdicts: Sequence[Verdict | Rejected | None],
+        out: list[Outgoing],
+        digests: dict[int, list[dict[str, Any]]],
+        tally: BatchTally,
+    ) -> None:
+        """Each decided record's result, correction, task and follow-ups; a dead letter for the rest."""
+        decided_ms = now_ms()
+        for item, record, verdict in zip(items, parsed, verdicts, strict=True):
             if record is None:  # an empty value is not a record and carries nothing to reject
                 continue
             if isinstance(record, Rejected) or not isinstance(verdict, Verdict):
@@ -130,88 +276,79 @@ class Reconciler:
                     if isinstance(verdict, Rejected)
                     else Rejected("not a record")
                 )
-                self.stats.observe(Outcome.REJECTED.value, None)
-                pending.append(await self._dead_letter(rejected, message, headers))
+                out.append(self._dead_letter(rejected, item))
                 tally.rejected += 1
                 continue
             decision = verdict.decision
-            published_ms = int_header(headers, HEADER_PUBLISHED_MS, int(message.timestamp * 1000))
-            version = int_header(headers, HEADER_VERSION, 1)
             result = {
                 "record_id": record.record_id,
                 "sector": record.sector,
                 "province": record.province,
                 "outcome": decision.outcome.value,
                 "fields": list(decision.fields),
-                "seq": int_header(headers, HEADER_SEQ, -1),
-                "published_ms": published_ms,
+                "seq": item.seq,
+                "published_ms": item.published_ms,
                 "decided_ms": decided_ms,
-                "version": version,
+                "version": item.version,
                 **verdict.extra,
             }
-            if chain := headers.get(HEADER_CHAIN):  # made by a linked procedure (a child's card)
-                result["chain"] = chain
+            if item.chain:  # made by a linked procedure (a child's card)
+                result["chain"] = item.chain
             if decision.corrections:
                 result["corrected"] = sorted(decision.corrections)
-            rkey = result_key(record.sector, record.province, record.record_id).encode()
-            pending.append(await self.send(self.topics.results, rkey, result))
+            key = result_key(record.sector, record.province, record.record_id)
+            rkey = key.encode()
+            out.append((self.topics.results, rkey, dumps(result), None))
+            digests.setdefault(digest_partition(key, self.partitions), []).append(result)
             if decision.outcome is Outcome.CORRECTED:
                 correction = {**result, "corrections": dict(decision.corrections)}
-                pending.append(await self.send(self.topics.corrections, rkey, correction))
-            task = correction_task(record, decision, verdict.citizen, version=version, decided_ms=decided_ms)
-            if task is not None:
-                pending.append(await self.send(self.topics.tasks(record.sector), rkey, task))
-            pending.extend(await self.after(record, verdict, headers, decided_ms))
-            self.stats.observe(decision.outcome.value, decided_ms - published_ms)
-            tally.add(
-                record.sector, record.province, decision.outcome.value, (decided_ms - published_ms) / 1e3
+                out.append((self.topics.corrections, rkey, dumps(correction), None))
+            task = correction_task(
+                record, decision, verdict.citizen, version=item.version, decided_ms=decided_ms
             )
-        # Wait for every result to be acknowledged before the batch's offsets can be committed.
-        sent = time.perf_counter()
-        await asyncio.gather(*pending)
-        if self.metrics is not None:
-            self.metrics.apply(tally)
-        log.debug(
-            "batch of %d: parse+NDXP %.1f ms, decide+send %.1f ms, acks %.1f ms",
-            len(events),
-            (looked_up - started) * 1e3,
-            (sent - looked_up) * 1e3,
-            (time.perf_counter() - sent) * 1e3,
-        )
+            if task is not None:
+                out.append((self.topics.tasks(record.sector), rkey, dumps(task), None))
+            out.extend(self.after(record, verdict, item, decided_ms))
+            lag_ms = decided_ms - item.published_ms
+            self.stats.observe(decision.outcome.value, lag_ms)
+            tally.add(record.sector, record.province, decision.outcome.value, lag_ms / 1e3)
 
-    async def send(self, topic: str, key: bytes, body: Mapping[str, Any]) -> Awaitable[Any]:
-        """Queue one message; the returned future resolves when the broker has it."""
-        return await self.app.producer.send(topic, key, dumps(body), None, None, None)
+    def message(self, topic: str, key: bytes, body: Mapping[str, Any]) -> Outgoing:
+        """A message to send with the batch's results."""
+        return (topic, key, dumps(body), None)
 
-    async def decide_batch(
-        self,
-        events: Sequence[faust.types.EventT[Any]],
-        parsed: Sequence[Record | Rejected | None],
-        request_id: str,
-    ) -> list[Verdict | Rejected | None]:
-        """One verdict per parsed record (None for rejected/empty): one NDXP look-up, the pure rules.
-
-        A subclass may answer a parsed record with a `Rejected` (its reason goes to the dead-letter topic).
-        """
+    async def lookup(self, parsed: Sequence[Record | Rejected | None], request_id: str) -> Any:
+        """The NDXP's answer for a chunk: the citizens its records name (12-digit or legacy ID)."""
         records = [p for p in parsed if isinstance(p, Record)]
         # Records missing fields are looked up too when they carry an ID: their correction task
         # gives the province the NPD's values.
-        ids = [lookup_key(p) or task_lookup_key(p) for p in records]
-        citizens = await self.client.lookup_many([i for i in ids if i], request_id=request_id)
-        store = self.holders.data
+        ids = [i for i in (lookup_key(p) or task_lookup_key(p) for p in records) if i]
+        return await self.client.lookup_many(ids, request_id=request_id)
+
+    def verdicts(
+        self,
+        items: Sequence[Item],
+        parsed: Sequence[Record | Rejected | None],
+        looked_up: Any,
+    ) -> list[Verdict | Rejected | None]:
+        """One verdict per parsed record (None for rejected/empty): the pure rules over the look-up.
+
+        A subclass may answer a parsed record with a `Rejected` (its reason goes to the dead-letter topic).
+        """
+        citizens: Mapping[str, Citizen] = looked_up
+        holders = self.holders
         verdicts: list[Verdict | Rejected | None] = []
-        for event, record in zip(events, parsed, strict=True):
+        for item, record in zip(items, parsed, strict=True):
             if not isinstance(record, Record):
                 verdicts.append(None)
                 continue
             key = lookup_key(record)
             holder_key = f"{record.sector}|{record.province}|{key}" if key else None
-            holder = store.get(holder_key) if holder_key else None
+            holder = holders.get(holder_key) if holder_key else None
             citizen = citizens.get(key) if key else None
             decision = decide(record, citizen, holder)
             if decision.passed_identity and holder is None and holder_key:
-                store[holder_key] = record.record_id
-                self.holders.send_changelog(event.message.partition, holder_key, record.record_id)
+                holders.hold(item.partition, holder_key, record.record_id, item.origin)
             extra: dict[str, Any] = {}
             if key is not None and len(key) == 9:  # a legacy identity-card number
                 extra["legacy_id"] = True
@@ -219,25 +356,17 @@ class Reconciler:
             verdicts.append(Verdict(decision, task_citizen, extra))
         return verdicts
 
-    async def after(
-        self, record: Record, verdict: Verdict, headers: Mapping[str, str], decided_ms: int
-    ) -> list[Awaitable[Any]]:
-        """Messages a decided record triggers beyond its result (a chain's card step); sent futures."""
-        chain = headers.get(HEADER_CHAIN)
-        if not chain:
+    def after(self, record: Record, verdict: Verdict, item: Item, decided_ms: int) -> list[Outgoing]:
+        """Messages a decided record triggers beyond its result (a chain's card step)."""
+        if not item.chain:
             return []
-        step = card_reconciled_step(chain, record, verdict.decision.outcome, decided_ms)
-        return [await self.send(self.topics.chain_steps, chain.encode(), step)]
+        step = card_reconciled_step(item.chain, record, verdict.decision.outcome, decided_ms)
+        return [self.message(self.topics.chain_steps, item.chain.encode(), step)]
 
-    async def _dead_letter(self, rejected: Rejected, message: Any, headers: dict[str, str]) -> Any:
+    def _dead_letter(self, rejected: Rejected, item: Item) -> Outgoing:
         body = dead_letter_body(
-            rejected.reason,
-            f"{message.topic}:{message.partition}:{message.offset}",
-            bytes(message.value or b""),
-            rejected.record_id,
-            rejected.sector,
-            rejected.province,
+            rejected.reason, item.origin, item.value, rejected.record_id, rejected.sector, rejected.province
         )
-        log.warning("rejected a message at %s: %s", body["origin"], rejected.reason)
-        key = str(body["origin"]).encode()
-        return await self.app.producer.send(self.topics.deadletter, key, dumps(body), None, None, None)
+        log.warning("rejected a message at %s: %s", item.origin, rejected.reason)
+        self.stats.observe(Outcome.REJECTED.value, None)
+        return (self.topics.deadletter, item.origin.encode(), dumps(body), None)

@@ -44,6 +44,11 @@ class TopicNames:
         return f"{self.prefix}.results"
 
     @property
+    def outcomes(self) -> str:
+        """Outcome digests: per batch and partition, the results whose key hashes there."""
+        return f"{self.prefix}.outcomes"
+
+    @property
     def progress(self) -> str:
         return f"{self.prefix}.progress"
 
@@ -97,6 +102,7 @@ class TopicNames:
         return (
             *self.record_topics,
             self.results,
+            self.outcomes,
             self.progress,
             self.deadletter,
             self.corrections,

@@ -16,6 +16,7 @@ from streams.config import StreamsSettings
 from streams.counting import OutcomeCounter
 from streams.eid import attach_eid
 from streams.exceptions import ConfigurationError
+from streams.holders import FirstHolders
 from streams.metrics import WorkerMetrics, serve_metrics
 from streams.ndxp_client import NdxpClient
 from streams.reconcile import Reconciler
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = None) -> faust.App:
-    """The app with its agents: one reconcile agent per sector topic, one counting agent on results.
+    """The app with its agents: one reconcile agent per sector topic, one counting agent on outcome digests.
 
     `metrics` (a new `WorkerMetrics` by default) is updated by the agents; `run_worker` serves it.
     """
@@ -39,8 +40,11 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
     topics = TopicNames(settings.topic_prefix)
     stats = WorkerStats()
     partitions = settings.partitions
-    holders = app.Table("first-holder", partitions=partitions, extra_topic_configs=TOPIC_CONFIGS)
-    outcomes = app.Table("outcomes", partitions=partitions, extra_topic_configs=TOPIC_CONFIGS)
+    # Both tables hold one entry per batch and partition (streams/holders.py, streams/counting.py say why).
+    holders_table = app.Table("first-holders", partitions=partitions, extra_topic_configs=TOPIC_CONFIGS)
+    outcomes = app.Table("outcome-digests", partitions=partitions, extra_topic_configs=TOPIC_CONFIGS)
+    holders = FirstHolders(holders_table)
+    holders_table.on_recover(holders.rebuild)
     client_box: dict[str, NdxpClient] = {}
 
     def client() -> NdxpClient:
@@ -56,7 +60,7 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
     async def forget_revoked(_app: Any, /, *args: Any, **_: Any) -> None:
         # Stop reporting a revoked partition before its next owner does (no double count in the sum).
         (revoked,) = args  # faust sends the set of revoked TopicPartitions
-        counter.forget(tp.partition for tp in revoked if tp.topic == topics.results)
+        counter.forget(tp.partition for tp in revoked if tp.topic == topics.outcomes)
 
     app.on_partitions_revoked.connect(forget_revoked)
 
@@ -65,7 +69,7 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
         app,
         [
             *topics.record_topics,
-            topics.results,
+            topics.outcomes,
             topics.civil_events,
             topics.residence_events,
             topics.chain_steps,
@@ -84,7 +88,9 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
             try:
                 async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
                     if "r" not in _box:
-                        _box["r"] = _kind(app, topics, client(), holders, stats, metrics)
+                        _box["r"] = _kind(
+                            app, topics, client(), holders, stats, metrics, partitions=partitions
+                        )
                     await _box["r"].process_safely(events)
             except ConfigurationError as exc:
                 # Wrong credentials or withheld fields: no record can be decided, so stop the whole
@@ -95,13 +101,13 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
 
         app.agent(topic, name=f"reconcile-{sector_topic.rsplit('.', 1)[-1]}")(reconcile)
 
-    results = app.topic(topics.results, partitions=partitions, key_type=bytes, value_type=bytes)
+    digests = app.topic(topics.outcomes, partitions=partitions, key_type=bytes, value_type=bytes)
 
     async def count(stream: Any) -> None:
-        async for events in stream.take_events(5000, within=0.2):
+        async for events in stream.take_events(100, within=0.2):
             await counter.process(events)
 
-    app.agent(results, name="count-outcomes")(count)
+    app.agent(digests, name="count-outcomes")(count)
     app.timer(settings.progress_interval_s)(counter.snapshot)
     attach_chains(app, topics, settings, client, metrics)
     # e-ID: VNeID account events → each account's latest state → exact counts → <prefix>.eid.progress

@@ -161,9 +161,14 @@ def tricky_lines(pop: list[Citizen]) -> list[bytes]:
 
 
 def _write_scenario(
-    tmp: Path, name: str, files: list[str], expect: list[dict[str, Any]] | None = None
+    tmp: Path,
+    name: str,
+    files: list[str],
+    expect: list[dict[str, Any]] | None = None,
+    rate: float | None = None,
 ) -> Path:
-    sources = "\n".join(f'  - {{sector: insurance, province: "008", file: {f}}}' for f in files)
+    paced = f", rate: {rate}" if rate else ""
+    sources = "\n".join(f'  - {{sector: insurance, province: "008", file: {f}{paced}}}' for f in files)
     text = f"name: {name}\nseed: 3\npopulation:\n  file: population.jsonl\nsources:\n{sources}\n"
     if expect:
         text += "expect:\n" + "\n".join(f"  - {json.dumps(e)}" for e in expect) + "\n"
@@ -319,10 +324,12 @@ def test_worker_killed_mid_run_counts_stay_exact(
     )
     expected, rejected = oracle(citizens, [tmp_path / "ins.jsonl"])
     counts = Counter(o for o, _ in expected.values())
+    # Paced, so that the kill lands mid-run however fast a worker reconciles (about 5 s of publishing).
     scenario = _write_scenario(
         tmp_path,
         "kill",
         ["ins.jsonl"],
+        rate=1100,
         expect=[
             {
                 "sector": "insurance",

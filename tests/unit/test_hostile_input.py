@@ -24,7 +24,8 @@ from connectors.lgsp import LgspConnector
 from schemas.citizen import Citizen
 from schemas.records import MAX_LINE_BYTES, Record, Rejected, parse_line
 from schemas.rules import decide
-from streams.messages import DEAD_LETTER_RAW_BYTES, dead_letter_body, dumps
+from streams.holders import FirstHolders
+from streams.messages import DEAD_LETTER_RAW_BYTES, dead_letter_body, dumps, envelope_lines
 from streams.reconcile import Reconciler
 from streams.stats import WorkerStats
 from streams.topics import MAX_MESSAGE_BYTES, TopicNames
@@ -222,9 +223,23 @@ class RecordingProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes]] = []
 
-    def send(self, topic: str, key: bytes, value: bytes, headers: Any = None) -> _Done:
+    def partitions_for(self, topic: str) -> set[int]:
+        return set(range(6))
+
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Any = None,
+        partition: int | None = None,
+    ) -> _Done:
+        key = key or b""
         assert len(key) + len(value) + 1024 <= MAX_MESSAGE_BYTES, "Kafka would refuse this message"
-        self.sent.append((topic, key, value))
+        count = dict(headers or ()).get("popsync-envelope")
+        lines = envelope_lines(value, int(count)) if count else [value]
+        assert len(lines) == int(count or 1), "an envelope says how many records it carries"
+        self.sent.extend((topic, key, line) for line in lines)
         return _Done()
 
     def flush(self) -> None:
@@ -304,7 +319,8 @@ class _Producer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes]] = []
 
-    async def send(self, topic: str, key: bytes, value: bytes, *_: Any) -> asyncio.Future[None]:
+    async def send(self, topic: str, key: bytes | None, value: bytes, *_: Any) -> asyncio.Future[None]:
+        key = key or b""
         assert len(key) + len(value) + 1024 <= MAX_MESSAGE_BYTES, "Kafka would refuse this message"
         self.sent.append((topic, key, value))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -317,7 +333,7 @@ class _App:
         self.producer = _Producer()
 
 
-class _Holders:
+class _Table:
     def __init__(self) -> None:
         self.data: dict[str, str] = {}
 
@@ -348,7 +364,7 @@ def test_the_worker_gives_every_message_value_one_result_or_one_dead_letter(
     app = _App()
     good = json.dumps({**GOOD, "record_id": "good-after", "personal_id": OTHER.personal_id}).encode()
     events = [_Event(_Message(v, i, list(headers))) for i, v in enumerate([*values, good])]
-    reconciler = Reconciler(app, TOPICS, _Npd(), _Holders(), WorkerStats())  # type: ignore[arg-type]
+    reconciler = Reconciler(app, TOPICS, _Npd(), FirstHolders(_Table()), WorkerStats())  # type: ignore[arg-type]
     asyncio.run(reconciler.process_safely(events))  # type: ignore[arg-type]
 
     results = [orjson.loads(v) for t, _, v in app.producer.sent if t == TOPICS.results]
@@ -356,4 +372,8 @@ def test_the_worker_gives_every_message_value_one_result_or_one_dead_letter(
     non_empty = sum(1 for e in events if e.value.removesuffix(b"\n").removesuffix(b"\r"))
     assert len(results) + len(dead) == non_empty
     assert any(r["record_id"] == "good-after" and r["outcome"] == "cleaned" for r in results)
+    digested = [
+        r for t, _, v in app.producer.sent if t == TOPICS.outcomes for r in orjson.loads(v)["results"]
+    ]
+    assert sorted(map(str, digested)) == sorted(map(str, results)), "the digests carry every result"
     assert all(d["reason"] for d in dead)

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import re
-import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -36,6 +35,7 @@ from schemas.citizen import Citizen
 from schemas.names import fold_diacritics
 from streams.civil import CivilReconciler
 from streams.counting import OutcomeCounter
+from streams.holders import FirstHolders
 from streams.messages import HEADER_PUBLISHED_MS, HEADER_SEQ, dumps, now_ms
 from streams.metrics import BatchTally, WorkerMetrics
 from streams.ndxp_client import CivilResult, NdxpClient
@@ -57,15 +57,22 @@ ID_RUN = re.compile(r"[0-9]{9,12}")
 class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes]] = []
+        self.partitions: list[int | None] = []
 
-    async def send(self, topic: str, key: bytes, value: bytes, *_: Any) -> asyncio.Future[None]:
-        self.sent.append((topic, key, value))
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None, *_: Any
+    ) -> asyncio.Future[None]:
+        self.sent.append((topic, key or b"", value))
+        self.partitions.append(partition)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
 
     def on(self, topic: str) -> list[tuple[bytes, dict[str, Any]]]:
         return [(k, json.loads(v)) for t, k, v in self.sent if t == topic]
+
+    def sent_with_partitions(self) -> list[tuple[str, bytes, bytes, int | None]]:
+        return [(t, k, v, p) for (t, k, v), p in zip(self.sent, self.partitions, strict=True)]
 
 
 class FakeTable:
@@ -81,7 +88,7 @@ class FakeAssignor:
         self.partitions = set(partitions)
 
     def assigned_actives(self) -> set[Any]:
-        return {TP(TOPICS.results, p) for p in self.partitions}
+        return {TP(TOPICS.outcomes, p) for p in self.partitions}
 
 
 class FakeApp:
@@ -196,9 +203,10 @@ def reconcile(
         app,  # type: ignore[arg-type]  # a fake of the two things the agent uses
         TOPICS,
         FakeNdxp(population),  # type: ignore[arg-type]
-        FakeTable(),
+        FirstHolders(FakeTable()),
         WorkerStats(),
         metrics,
+        partitions=PARTITIONS,
     )
     published = now_ms() - 2_000  # every record waited ~2 s between publication and decision
     events = [event(v, partition=0, offset=i, published_ms=published) for i, v in enumerate(lines)]
@@ -230,7 +238,7 @@ def test_a_civil_record_the_ndxp_rejects_goes_to_the_dead_letter_topic_with_the_
         app,  # type: ignore[arg-type]  # a fake of the two things the agent uses
         TOPICS,
         RejectingNdxp(),  # type: ignore[arg-type]
-        FakeTable(),
+        FirstHolders(FakeTable()),
         WorkerStats(),
         None,
     )
@@ -298,12 +306,17 @@ def test_batch_tally_clamps_negative_lag_and_applies_once() -> None:
     assert reg.get_sample_value("popsync_deadletter_total", {"stage": "worker"}) == 3
 
 
-def result_events(results: Sequence[tuple[bytes, dict[str, Any]]]) -> list[Any]:
-    """The results as the count agent sees them, partitioned by key as Kafka would."""
-    return [
-        event(dumps(body), key=key, partition=zlib.crc32(key) % PARTITIONS, offset=i)
-        for i, (key, body) in enumerate(results)
-    ]
+def result_events(app: FakeApp, size: int = 25) -> list[Any]:
+    """The outcome digests the reconciler sent, as the count agent sees them, cut into digests of `size`."""
+    events = []
+    for topic, _, value, partition in app.producer.sent_with_partitions():
+        if topic != TOPICS.outcomes:
+            continue
+        results = json.loads(value)["results"]
+        for at in range(0, len(results), size):
+            body = json.dumps({"results": results[at : at + size]}).encode()
+            events.append(event(body, partition=partition, offset=len(events)))
+    return events
 
 
 def test_progress_gauge_is_exact_after_replays_while_the_counter_counts_them_again(
@@ -315,7 +328,7 @@ def test_progress_gauge_is_exact_after_replays_while_the_counter_counts_them_aga
     exact = outcome_tally(results)
     counter = OutcomeCounter(app, TOPICS, FakeTable(), WorkerStats(), "worker-1")  # type: ignore[arg-type]
     metrics.track_progress(counter.owned_totals)
-    events = result_events(results)
+    events = result_events(app)
 
     async def run() -> None:
         for chunk in batches(events, 70):
@@ -343,8 +356,9 @@ def test_progress_gauge_is_exact_after_replays_while_the_counter_counts_them_aga
 def test_progress_gauge_covers_only_owned_partitions_and_workers_sum_to_the_total(
     workload: list[bytes], population: list[Citizen]
 ) -> None:
-    results = reconcile(workload, population, None).producer.on(TOPICS.results)
-    events = result_events(results)
+    reconciled = reconcile(workload, population, None)
+    results = reconciled.producer.on(TOPICS.results)
+    events = result_events(reconciled)
     workers = []
     for name, owned in (("worker-1", {0, 1, 2}), ("worker-2", {3, 4, 5})):
         app = FakeApp(owned)
@@ -367,7 +381,7 @@ def test_progress_gauge_covers_only_owned_partitions_and_workers_sum_to_the_tota
     counter, metrics = workers[0]
     counter.forget([0])
     after = sum(samples(metrics.registry, "popsync_progress_records").values())
-    on_0 = sum(1 for e in events if e.message.partition == 0)
+    on_0 = sum(len(json.loads(e.value)["results"]) for e in events if e.message.partition == 0)
     assert after == sum(sum(counter.counts[p].values()) for p in (0, 1, 2)) - on_0
 
 
@@ -445,9 +459,19 @@ class FakeFuture:
 
 class FakeKafkaProducer:
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
+        self.sent: list[tuple[str, bytes | None]] = []
 
-    def send(self, topic: str, key: bytes, value: bytes, headers: Any = None) -> FakeFuture:
+    def partitions_for(self, topic: str) -> set[int]:
+        return set(range(PARTITIONS))
+
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Any = None,
+        partition: int | None = None,
+    ) -> FakeFuture:
         self.sent.append((topic, key))
         return FakeFuture()
 
@@ -627,7 +651,7 @@ def test_no_label_carries_personal_data(
     client = ndxp_client([503, httpx.ConnectError("refused"), 200], worker)
 
     async def run() -> None:
-        await counter.process(result_events(app.producer.on(TOPICS.results)))
+        await counter.process(result_events(app))
         await counter.snapshot()
         await client.lookup_many([c.personal_id for c in population[:10]])
         await client.aclose()
