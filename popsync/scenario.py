@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import reprlib
 import types
 from datetime import date
 from pathlib import Path
@@ -25,6 +26,7 @@ from connectors.generate import GenerateSpec
 from mocks.ndxp.population_exact import EARLIEST_AS_OF, LATEST_AS_OF, AgeGroups
 from popsync.eid_plan import LEVELS, EidTargets
 from popsync.exceptions import ScenarioError
+from popsync.scenario_yaml import read_yaml
 from schemas.outcomes import RECORD_OUTCOMES, UNSYNCED_OUTCOMES, Sector
 from schemas.provinces import is_province
 
@@ -62,26 +64,19 @@ EID_EXPECT_KEYS = frozenset(
 DEFAULT_AS_OF = date(2023, 12, 31)  # the last day the synthetic population generator knows
 
 
-class _WrittenInt(int):
-    """An int YAML read from a 0-led scalar, with the text as written (YAML 1.1 reads `010` as octal 8)."""
-
-    written: str
-
-
-class _Loader(yaml.SafeLoader):
-    """The safe loader, remembering how 0-led numbers were written so a message can quote them back."""
-
-
-def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    value = loader.construct_yaml_int(node)
-    if isinstance(node.value, str) and re.fullmatch(r"[-+]?0[0-9_]+", node.value):
-        written = _WrittenInt(value)
-        written.written = node.value
-        return written
-    return value
-
-
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+# Messages quote what they were given; a bounded repr keeps a megabyte-long value out of them.
+# (Repr takes these as keywords only from Python 3.12.)
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 60
+_repr.maxlist = _repr.maxdict = _repr.maxset = _repr.maxtuple = 4
+_repr.maxlevel = 2
+_show = _repr.repr
+MAX_SCENARIO_BYTES = 1024 * 1024  # a scenario is a short hand-written file
+_MAX_PROBLEMS = 5  # listed in one message; the rest are counted
+_MAX_PROBLEM_CHARS = 300
+# Characters a one-line message must not carry as they are: controls (NUL, newlines), lone surrogates,
+# line and paragraph separators.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 
 
 def _province(value: Any) -> str:
@@ -90,11 +85,15 @@ def _province(value: Any) -> str:
         written: str | None = getattr(value, "written", None)
         if written is not None:
             what, code = f"{written} (YAML reads it as the octal number {int(value)})", written
-        else:
+        elif abs(value) < 1000:
             what, code = str(value), f"{value:03d}"
+        else:
+            raise ValueError(
+                f'{_show(value)} is not one of the 63 province codes; write one quoted, e.g. "008"'
+            )
         raise ValueError(f'province {what} must be quoted as a 3-digit code: write "{code}"')
     if not isinstance(value, str) or not is_province(value):
-        raise ValueError(f'{value!r} is not one of the 63 province codes; write one quoted, e.g. "008"')
+        raise ValueError(f'{_show(value)} is not one of the 63 province codes; write one quoted, e.g. "008"')
     return value
 
 
@@ -115,7 +114,7 @@ class AgeGroupsSpec(BaseModel):
     @classmethod
     def _count(cls, value: Any, info: ValidationInfo) -> Any:
         if not _whole(value):
-            raise ValueError(f"{info.field_name} must be a non-negative whole number, got {value!r}")
+            raise ValueError(f"{info.field_name} must be a non-negative whole number, got {_show(value)}")
         return value
 
     def groups(self) -> AgeGroups:
@@ -145,7 +144,7 @@ class PopulationSpec(BaseModel):
                     )
                 if not _whole(count):
                     raise ValueError(
-                        f"population of {key} must be a non-negative whole number, got {count!r}"
+                        f"population of {key} must be a non-negative whole number, got {_show(count)}"
                     )
         return value
 
@@ -240,9 +239,11 @@ class Expectation(BaseModel):
         named: dict[str, str] = {}
         for key, value in (self.model_extra or {}).items():
             if key not in EXPECT_KEYS:
-                raise ValueError(f"unknown figure {key!r}; use one of {', '.join(sorted(EXPECT_KEYS))}")
+                raise ValueError(f"unknown figure {_show(key)}; use one of {', '.join(sorted(EXPECT_KEYS))}")
             if not _whole(value):
-                raise ValueError(f"figure {key!r} must be a non-negative whole number, got {value!r}")
+                raise ValueError(
+                    f"figure {_show(key)} must be a non-negative whole number, got {_show(value)}"
+                )
             full = _full_name(key)
             if full in named:  # `mismatch` and `unsynced/mismatch` are one figure; which one is meant?
                 raise ValueError(f"figures {named[full]!r} and {key!r} are the same figure; keep one")
@@ -273,12 +274,14 @@ def _figure(value: Any, name: str) -> int | LevelCounts:
         allowed = {f"level_{n}" for n in LEVELS}
         for key, count in value.items():
             if key not in allowed:
-                raise ValueError(f"{name} has unknown key {key!r}; by level write {{level_1: n, level_2: n}}")
+                raise ValueError(
+                    f"{name} has unknown key {_show(key)}; by level write {{level_1: n, level_2: n}}"
+                )
             if not _whole(count):
-                raise ValueError(f"{name}.{key} must be a non-negative whole number, got {count!r}")
+                raise ValueError(f"{name}.{key} must be a non-negative whole number, got {_show(count)}")
         return LevelCounts(**value)
     raise ValueError(
-        f"{name} must be a non-negative whole number or {{level_1: n, level_2: n}}, got {value!r}"
+        f"{name} must be a non-negative whole number or {{level_1: n, level_2: n}}, got {_show(value)}"
     )
 
 
@@ -316,7 +319,7 @@ class EidSpec(BaseModel):
     @classmethod
     def _count(cls, value: Any, info: ValidationInfo) -> Any:
         if not _whole(value):
-            raise ValueError(f"{info.field_name} must be a non-negative whole number, got {value!r}")
+            raise ValueError(f"{info.field_name} must be a non-negative whole number, got {_show(value)}")
         return value
 
     @model_validator(mode="after")
@@ -366,10 +369,12 @@ class EidExpectation(BaseModel):
         for key, value in (self.model_extra or {}).items():
             if key not in EID_EXPECT_KEYS:
                 raise ValueError(
-                    f"unknown e-ID figure {key!r}; use one of {', '.join(sorted(EID_EXPECT_KEYS))}"
+                    f"unknown e-ID figure {_show(key)}; use one of {', '.join(sorted(EID_EXPECT_KEYS))}"
                 )
             if not _whole(value):
-                raise ValueError(f"figure {key!r} must be a non-negative whole number, got {value!r}")
+                raise ValueError(
+                    f"figure {_show(key)} must be a non-negative whole number, got {_show(value)}"
+                )
         return self
 
     def figures(self) -> dict[str, int]:
@@ -510,28 +515,42 @@ def _problem(error: Any) -> str:
 
 
 def load_scenario(path: Path) -> Scenario:
-    """Read and validate a scenario; every problem is reported with the file and the key path."""
+    """Read and validate a scenario; every problem is reported with the file and the key path.
+
+    Whatever the file holds, this returns a valid `Scenario` or raises `ScenarioError` with a one-line
+    message of bounded length (non-printable characters escaped) that says what is wrong and where.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SCENARIO_BYTES + 1)
     except OSError as exc:
-        raise ScenarioError(f"cannot read scenario {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"scenario {path} is not UTF-8 text (byte {exc.start})") from exc
+        raise _error(f"cannot read scenario {path}: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise _error(
+            f"scenario {path} is larger than {MAX_SCENARIO_BYTES:,} bytes; a scenario is a short file"
+        )
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _error(f"scenario {path} is not UTF-8 text (byte {exc.start})") from exc
+    try:
+        data = read_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ScenarioError(
-            f"scenario {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}"
+        raise _error(
+            f"scenario {path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
         ) from exc
     if not isinstance(data, dict):
-        raise ScenarioError(f"scenario {path} must be a YAML mapping with name, population, sources")
+        raise _error(f"scenario {path} must be a YAML mapping with name, population, sources")
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(_problem(e) for e in exc.errors())
-        raise ScenarioError(f"scenario {path} is invalid: {problems}") from exc
+        errors = exc.errors(include_url=False, include_input=False)
+        problems = [_problem(e)[:_MAX_PROBLEM_CHARS] for e in errors[:_MAX_PROBLEMS]]
+        if len(errors) > _MAX_PROBLEMS:
+            problems.append(f"and {len(errors) - _MAX_PROBLEMS} more")
+        raise _error(f"scenario {path} is invalid: {'; '.join(problems)}") from exc
     base = path.parent
     if scenario.population.file is not None:
         scenario.population.file = _existing(base / scenario.population.file, path, "population.file")
@@ -541,7 +560,22 @@ def load_scenario(path: Path) -> Scenario:
     return scenario
 
 
+def _error(message: str) -> ScenarioError:
+    """A ScenarioError whose message prints on one line: line breaks (PyYAML's messages have some) become
+    spaces, other control characters and lone surrogates are escaped."""
+    flat = re.sub(r"[ \t]*[\r\n]+[ \t]*", " ", message)
+    return ScenarioError(_UNPRINTABLE.sub(lambda m: _escaped(m.group()), flat))
+
+
+def _escaped(char: str) -> str:
+    return char.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
 def _existing(candidate: Path, scenario: Path, key: str) -> Path:
-    if not candidate.is_file():
-        raise ScenarioError(f"scenario {scenario}: {key} {candidate} does not exist or is not a file")
+    try:
+        found = candidate.is_file()
+    except OSError:  # a name too long for the file system
+        found = False
+    if not found:
+        raise _error(f"scenario {scenario}: {key} {candidate} does not exist or is not a file")
     return candidate
