@@ -323,6 +323,11 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
         workdir = stack.enter_context(_workdir(options))
         name, where = escape(scenario.name), escape(str(workdir))
         console.print(f"[bold]popsync[/] scenario [cyan]{name}[/] (run {run_id}, workdir {where})")
+        # Before the broker: a bad line of a population file stops the run before anything was started.
+        citizens = _population(scenario)
+        # 800,000 long-lived citizens make every garbage collection scan them all (a third of the
+        # generation time, and pauses that starve kafka-python's network thread): freeze them.
+        gc.freeze()
         bootstrap = stack.enter_context(
             kafka_broker(options.bootstrap_servers, log=lambda m: console.print(f"  {m}", markup=False))
         )
@@ -337,10 +342,6 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
                 console=console,
             )
         )
-        citizens = _population(scenario)
-        # 800,000 long-lived citizens make every garbage collection scan them all (a third of the
-        # generation time, and pauses that starve kafka-python's network thread): freeze them.
-        gc.freeze()
         db_path = workdir / "npd.sqlite"
         _load_npd(progress, citizens, db_path)
 

@@ -8,54 +8,19 @@ import threading
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
+from simulate_oracle import assert_matches_oracle, assert_no_personal_data, oracle
 
 from connectors.generate import GenerateSpec, generate_records, write_records
-from connectors.lgsp import iter_file_lines
 from mocks.ndxp.population import generate_population, write_population
 from popsync.simulate import Run, RunOptions, run_scenario
 from schemas.citizen import Citizen
-from schemas.records import Rejected, parse_line
-from schemas.rules import decide, lookup_key
 
 pytestmark = pytest.mark.integration
-
-
-def oracle(
-    citizens: Iterable[Citizen], files: Iterable[Path]
-) -> tuple[dict[str, tuple[str, list[str]]], int]:
-    """Outcomes by the pure rules applied one record at a time in publish order: what Kafka must reproduce."""
-    lookup: dict[str, Citizen] = {}
-    for c in citizens:
-        lookup[c.personal_id] = c
-        if c.legacy_id:
-            lookup[c.legacy_id] = c
-    holders: dict[tuple[str, str, str], str] = {}
-    expected: dict[str, tuple[str, list[str]]] = {}
-    rejected = 0
-    for path in files:
-        for _, line in iter_file_lines(path):
-            record = parse_line(line)
-            if record is None:
-                continue
-            if isinstance(record, Rejected):
-                rejected += 1
-                continue
-            key = lookup_key(record)
-            hk = (record.sector, record.province, key or "")
-            decision = decide(record, lookup.get(key) if key else None, holders.get(hk) if key else None)
-            if key and decision.passed_identity and hk not in holders:
-                holders[hk] = record.record_id
-            expected[f"{record.sector}|{record.province}|{record.record_id}"] = (
-                decision.outcome.value,
-                list(decision.fields),
-            )
-    return expected, rejected
 
 
 def _line(**fields: Any) -> str:
@@ -185,41 +150,6 @@ def population(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Cit
     return tmp, citizens
 
 
-def _assert_no_personal_data(texts: list[str], citizens: list[Citizen]) -> None:
-    """No personal ID, legacy ID, name or birth date of any citizen in what was logged or printed."""
-    text = unicodedata.normalize("NFC", "\n".join(texts))
-    assert len(text) > 200, "the run logged something to check"
-    leaked = [
-        c.personal_id
-        for c in citizens
-        if c.personal_id in text
-        or (c.legacy_id and c.legacy_id in text)
-        or unicodedata.normalize("NFC", c.full_name) in text
-        or c.date_of_birth.isoformat() in text
-    ]
-    assert leaked == [], f"{len(leaked)} citizens' data in the logs"
-
-
-def _assert_matches_oracle(
-    outcome_summary: dict[str, Any], results_path: Path, expected: dict[str, Any], rejected: int
-) -> None:
-    lines = [json.loads(x) for x in results_path.read_text(encoding="utf-8").splitlines()]
-    records = [r for r in lines if r["outcome"] != "rejected"]
-    got = {f"{r['sector']}|{r['province']}|{r['record_id']}": (r["outcome"], r["fields"]) for r in records}
-    assert len(records) == len(got), "one result line per record"
-    assert got == expected
-    assert sum(1 for r in lines if r["outcome"] == "rejected") == rejected == outcome_summary["rejected"]
-    # the summary's counts are exactly the per-record outcomes
-    per_source: dict[tuple[str, str], Counter[str]] = {}
-    for r in records:
-        per_source.setdefault((r["sector"], r["province"]), Counter())[r["outcome"]] += 1
-    for total in outcome_summary["totals"]:
-        counts = per_source[(total["sector"], total["province"])]
-        assert {k: v for k, v in total["outcomes"].items() if v} == dict(counts)
-        assert total["total"] == sum(counts.values())
-        assert total["synced"] == counts["cleaned"] + counts["corrected"]
-
-
 def test_scenario_outcomes_follow_the_rules(
     kafka_bootstrap: str, population: tuple[Path, list[Citizen]], tmp_path: Path
 ) -> None:
@@ -276,7 +206,7 @@ def test_scenario_outcomes_follow_the_rules(
     )
     terminal = io.StringIO()
     outcome = run_scenario(scenario, options, Console(file=terminal, width=120))
-    _assert_no_personal_data(
+    assert_no_personal_data(
         [terminal.getvalue(), *(p.read_text() for p in (tmp_path / "run").glob("*.log"))], citizens
     )
     # the worker's dead-letter entry may land after the last record's outcome; give it a moment
@@ -285,7 +215,7 @@ def test_scenario_outcomes_follow_the_rules(
     worker_rejects = summary["rejected"] - rejected
     assert worker_rejects in (0, 1)
     expected_rejected = rejected + worker_rejects
-    _assert_matches_oracle(summary, results, expected, expected_rejected)
+    assert_matches_oracle(summary, results, expected, expected_rejected)
     # the workers' own counts (from their progress snapshots) agree with the per-record outcomes
     assert sum(outcome.stream_counts.values()) == len(expected)
     # the dead-letter entries carry a reason
@@ -367,7 +297,7 @@ def test_worker_killed_mid_run_counts_stay_exact(
     assert events[-1] == "restarted", events
     assert int(events[0].split()[-1]) < 5500, "the worker was killed before the end of the run"
     assert outcome.problems == []
-    _assert_matches_oracle(outcome.summary, results, expected, rejected)
+    assert_matches_oracle(outcome.summary, results, expected, rejected)
     # the restarted worker recounted from its recovered table: exact, not 5,500 plus replays
     total = outcome.summary["totals"][0]
     stream = Counter()
