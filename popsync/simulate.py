@@ -121,6 +121,7 @@ class Run:
     ndxp_url: str
     api_key: str
     collector: Collector
+    ndxp: ManagedProcess | None = None
     workers: list[ManagedProcess] = field(default_factory=list)
     published: int = 0
     published_by_source: dict[tuple[str, str], int] = field(default_factory=dict)  # set when publishing ends
@@ -350,7 +351,7 @@ def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcom
         stack.callback(ndxp.stop)
         collector = Collector(bootstrap, topics).start()
         stack.callback(collector.stop)
-        run = Run(scenario, workdir, bootstrap, topics, ndxp_url, api_key, collector)
+        run = Run(scenario, workdir, bootstrap, topics, ndxp_url, api_key, collector, ndxp=ndxp)
         stack.callback(run.stop_workers)
         for i in range(1, options.workers + 1):
             run.start_worker(i)

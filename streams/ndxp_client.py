@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -235,7 +236,7 @@ class NdxpClient:
             chunk = [dict(r) for r in records[start : start + MAX_BATCH]]
             body = {"registrations": chunk, "purpose": self._civil_purpose}
             response = await self._call(_CIVIL, body, request_id, "civil-status registrations")
-            items = response.json()["results"]
+            items = orjson.loads(response.content)["results"]
             if len(items) != len(chunk):  # not transient: the NDXP broke its contract
                 raise StreamsError(
                     f"NDXP answered {len(items)} results for {len(chunk)} civil-status records"
@@ -281,7 +282,7 @@ class NdxpClient:
             self._metrics.ndxp_batch_size.observe(len(ids))
         body = {"ids": ids, "purpose": self._purpose}
         response = await self._call(_VERIFY, body, request_id, "verify-batch")
-        return self._parse(response.json())
+        return self._parse(orjson.loads(response.content))
 
     async def _call(
         self,
@@ -349,7 +350,10 @@ class NdxpClient:
             headers = {**headers, "Authorization": f"Bearer {token}"}
         started = time.perf_counter()
         try:
-            response = await self._client.post(path, json=body, headers=headers)
+            # orjson: several times faster than httpx's stdlib encoding for a 1,000-ID batch.
+            response = await self._client.post(
+                path, content=orjson.dumps(body), headers={**headers, "Content-Type": "application/json"}
+            )
         except httpx.TransportError as exc:
             if self._metrics is not None:
                 self._metrics.ndxp_call.observe(time.perf_counter() - started)

@@ -39,6 +39,7 @@ from streams.messages import (
 )
 from streams.metrics import BatchTally, WorkerMetrics
 from streams.ndxp_client import NdxpClient
+from streams.produce import Batches
 from streams.stats import WorkerStats
 from streams.tasks import correction_task, task_lookup_key
 from streams.topics import TopicNames
@@ -47,8 +48,8 @@ __all__ = ["Item", "Outgoing", "Reconciler", "Verdict", "unpack"]
 
 log = logging.getLogger(__name__)
 
-# Records decided per NDXP call (its limit is 1,000 IDs); the next chunk's look-up runs while this one's
-# rules and results run, so neither the worker nor the NDXP waits for the other.
+# Records decided per NDXP call by default (its limit is 1,000 IDs; STREAMS_BATCH_SIZE sets it); the next
+# chunk's look-up runs while this one's rules and results run, so neither the worker nor the NDXP waits.
 CHUNK = 1000
 # A message a batch sends once every record is decided: topic, key, value, partition (None: by key).
 Outgoing = tuple[str, bytes | None, bytes, int | None]
@@ -157,6 +158,7 @@ class Reconciler:
         metrics: WorkerMetrics | None = None,
         *,
         partitions: int = 6,
+        chunk: int = CHUNK,
     ) -> None:
         self.app = app
         self.topics = topics
@@ -165,6 +167,7 @@ class Reconciler:
         self.stats = stats
         self.metrics = metrics
         self.partitions = partitions  # of the digest topic
+        self.chunk = chunk
 
     async def process_safely(self, events: Sequence[faust.types.EventT[Any]]) -> None:
         """`process`, with no record able to stop the agent: no input may stop a run (CONTRACT.md).
@@ -206,13 +209,15 @@ class Reconciler:
         parsed = [parse_line(item.value) for item in items]
         request_id = items[0].request_id if items and items[0].request_id else uuid.uuid4().hex
         out: list[Outgoing] = []
+        batches = Batches(self.app)  # the results, by the partition of their digest
         digests: dict[int, list[dict[str, Any]]] = {}
         tally = BatchTally()  # metrics are applied once per batch, after the acks
-        starts = list(range(0, len(items), CHUNK))
+        size = self.chunk
+        starts = list(range(0, len(items), size))
         lookups: list[asyncio.Future[Any] | None] = [None] * len(starts)
 
         def start(i: int) -> asyncio.Future[Any]:
-            chunk = parsed[starts[i] : starts[i] + CHUNK]
+            chunk = parsed[starts[i] : starts[i] + size]
             future = lookups[i] = asyncio.ensure_future(self.lookup(chunk, request_id))
             return future
 
@@ -221,10 +226,10 @@ class Reconciler:
                 looked_up = await (lookups[i] or start(i))
                 if self.prefetch and i + 1 < len(starts):
                     start(i + 1)
-                chunk_items = items[first : first + CHUNK]
-                chunk_parsed = parsed[first : first + CHUNK]
+                chunk_items = items[first : first + size]
+                chunk_parsed = parsed[first : first + size]
                 verdicts = self.verdicts(chunk_items, chunk_parsed, looked_up)
-                self._emit(chunk_items, chunk_parsed, verdicts, out, digests, tally)
+                self._emit(chunk_items, chunk_parsed, verdicts, out, batches, digests, tally)
         finally:
             for future in lookups:
                 if future is not None and not future.done():
@@ -238,7 +243,8 @@ class Reconciler:
         for partition, results in digests.items():
             for at in range(0, len(results), DIGEST_RESULTS):
                 body = orjson.dumps({"results": results[at : at + DIGEST_RESULTS]})
-                pending.append(await producer.send(self.topics.outcomes, None, body, partition, None, None))
+                batches.add(self.topics.outcomes, partition, None, body)
+        pending += await batches.send()
         self.holders.write()
         # Wait for every message to be acknowledged before the batch's offsets can be committed.
         sent = time.perf_counter()
@@ -259,6 +265,7 @@ class Reconciler:
         parsed: Sequence[Record | Rejected | None],
         verdicts: Sequence[Verdict | Rejected | None],
         out: list[Outgoing],
+        batches: Batches,
         digests: dict[int, list[dict[str, Any]]],
         tally: BatchTally,
     ) -> None:
@@ -298,8 +305,10 @@ class Reconciler:
                 result["corrected"] = sorted(decision.corrections)
             key = result_key(record.sector, record.province, record.record_id)
             rkey = key.encode()
-            out.append((self.topics.results, rkey, dumps(result), None))
-            digests.setdefault(digest_partition(key, self.partitions), []).append(result)
+            # Results and digests share a partition (crc32 of the key): every version of a record meets there.
+            partition = digest_partition(key, self.partitions)
+            batches.add(self.topics.results, partition, rkey, dumps(result))
+            digests.setdefault(partition, []).append(result)
             if decision.outcome is Outcome.CORRECTED:
                 correction = {**result, "corrections": dict(decision.corrections)}
                 out.append((self.topics.corrections, rkey, dumps(correction), None))

@@ -24,6 +24,7 @@ from mocks.ndxp.db import PopulationDB
 from mocks.ndxp.server import NdxpServer
 from popsync.simulate import Run, RunOptions, run_scenario
 from schemas.citizen import Citizen
+from streams.messages import envelope_lines
 from streams.metrics import WorkerMetrics
 from streams.ndxp_auth import ClientCredentials
 from streams.ndxp_client import NdxpClient
@@ -348,10 +349,15 @@ partitions: 3
     finally:
         consumer.close()
     traced: list[str] = []
+    # A message is an envelope of records (README "Envelopes"), all under the envelope's request ID.
+    records = [
+        (dict(m.headers)["x-request-id"].decode(), line)
+        for m in messages
+        for line in envelope_lines(m.value, int(dict(m.headers).get("popsync-envelope", b"1")))
+    ][:100]
     with sqlite3.connect(tmp_path / "run" / "npd.sqlite") as conn:
-        for message in messages:
-            request_id = dict(message.headers)["x-request-id"].decode()
-            personal_id = str(json.loads(message.value).get("personal_id") or "").strip()
+        for request_id, line in records:
+            personal_id = str(json.loads(line).get("personal_id") or "").strip()
             rows = conn.execute(
                 "SELECT agency, fields, endpoint FROM audit WHERE request_id = ? AND personal_id = ?",
                 (request_id, personal_id),
@@ -361,7 +367,7 @@ partitions: 3
                 assert "full_name" in json.loads(fields) and "ethnicity" not in json.loads(fields)
             if rows:
                 traced.append(request_id)
-    assert len(traced) >= 80, f"only {len(traced)} of {len(messages)} records traced to an audit entry"
+    assert len(traced) >= 80, f"only {len(traced)} of {len(records)} records traced to an audit entry"
     # The NDXP's log names the same request (a record whose ID the NPD does not hold has no disclosure line),
     # readable even when the request ID holds a run of digits that looks like a personal ID.
     assert f"request {traced[-1]}: popsync-streams, citizens.verify_batch" in ndxp_log
