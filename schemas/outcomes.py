@@ -51,6 +51,9 @@ RECORD_OUTCOMES: tuple[Outcome, ...] = tuple(o for o in Outcome if o is not Outc
 UNSYNCED_OUTCOMES: tuple[Outcome, ...] = tuple(o for o in Outcome if o.unsynced)
 
 
+_SYNCED = frozenset({Outcome.CLEANED.value, Outcome.CORRECTED.value})
+
+
 def is_synced(outcome: str) -> bool:
     """True for `cleaned` and `corrected`, the outcomes a report counts as synced."""
-    return outcome in (Outcome.CLEANED, Outcome.CORRECTED)
+    return outcome in _SYNCED  # a set of plain strings: this runs for every result a collector reads
