@@ -39,19 +39,26 @@ class RecordResult:
 class Collector:
     """A background reader that deduplicates by record: replays after a restart land on the same key.
 
-    It reads the results from the outcome digests (`<prefix>.outcomes`, many results a message), not from
-    `<prefix>.results` (one a message, for downstream consumers): the same facts at a fraction of the
-    client's per-message cost.
+    By default it reads the results from the outcome digests (`<prefix>.outcomes`, many results a message)
+    rather than `<prefix>.results` (one a message): the same facts at a fraction of the client's
+    per-message cost. `per_record=True` reads `<prefix>.results` instead, the public topic any deployment
+    (and any other producer of results) writes: what the dashboard watches.
 
     `results` maps "sector|province|record_id" to the latest result; `rejected` maps a dead-letter origin
     (file:line or topic:partition:offset) to its reason. Both are exact however often Kafka redelivers.
     """
 
     def __init__(
-        self, bootstrap_servers: str, topics: TopicNames, *, security: KafkaSecurity | None = None
+        self,
+        bootstrap_servers: str,
+        topics: TopicNames,
+        *,
+        security: KafkaSecurity | None = None,
+        per_record: bool = False,
     ) -> None:
         """`security` (SASL/TLS) defaults to the POPSYNC_KAFKA_* settings of this process."""
         self.topics = topics
+        self._results_topic = topics.results if per_record else topics.outcomes
         self.results: dict[str, RecordResult] = {}
         self.rejected: dict[str, dict[str, Any]] = {}
         self.progress: dict[int, tuple[int, dict[str, int]]] = {}  # results partition -> (ts, counts)
@@ -79,7 +86,7 @@ class Collector:
 
     def start(self) -> Collector:
         wanted = (
-            self.topics.outcomes,
+            self._results_topic,
             self.topics.deadletter,
             self.topics.progress,
             self.topics.chain_steps,
@@ -109,7 +116,10 @@ class Collector:
 
     def _apply(self, tp: TopicPartition, messages: Iterable[Any]) -> None:
         with self.lock:
-            if tp.topic == self.topics.outcomes:
+            if tp.topic == self.topics.results:
+                for m in messages:
+                    self._result(m.key.decode(), loads(m.value))
+            elif tp.topic == self.topics.outcomes:
                 for m in messages:
                     for body in loads(m.value)["results"]:
                         self._result(result_key(body["sector"], body["province"], body["record_id"]), body)

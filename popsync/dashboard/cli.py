@@ -107,7 +107,8 @@ def serve_dashboard(
     topics = TopicNames(topic_prefix)
     _check_topics(bootstrap_servers, topics.results)
     with ExitStack() as stack:
-        collector = Collector(bootstrap_servers, topics).start()
+        # The per-record results topic: what every deployment writes, whoever produced the results.
+        collector = Collector(bootstrap_servers, topics, per_record=True).start()
         stack.callback(collector.stop)
         monitor = _lag_monitor(bootstrap_servers, group_prefix or f"popsync-{topic_prefix}")
         stack.callback(monitor.stop)
