@@ -22,6 +22,7 @@ import base64
 import binascii
 import hmac
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from mocks.common.excerpts import excerpt
 
 __all__ = [
     "MIN_SECRET_BYTES",
@@ -44,6 +47,7 @@ __all__ = [
     "bearer_token",
     "grant_scopes",
     "parse_scope",
+    "www_authenticate",
 ]
 
 MIN_SECRET_BYTES = 32  # HS256 keys shorter than the hash output weaken it (RFC 7518 §3.2)
@@ -60,9 +64,34 @@ class OAuthError(Exception):
         self.status_code = status_code
 
     def challenge(self, scheme: str = "Bearer", realm: str = "ndxp") -> str:
-        """A `WWW-Authenticate` value for this error (quotes stripped from the description)."""
-        description = self.description.replace('"', "'")
-        return f'{scheme} realm="{realm}", error="{self.error}", error_description="{description}"'
+        """A `WWW-Authenticate` value for this error (`www_authenticate`)."""
+        return www_authenticate(scheme, realm=realm, error=self.error, description=self.description)
+
+
+def _header_text(value: str, limit: int = 200) -> str:
+    # NFKD, then accents dropped: "…" becomes "...", "ệ" an "e". Whatever else is not printable ASCII
+    # becomes "?", and the quote and backslash a quoted-string cannot hold as they are (RFC 6750 §3) "'".
+    kept = []
+    for char in unicodedata.normalize("NFKD", value):
+        if unicodedata.combining(char):
+            continue
+        kept.append("'" if char in '"\\' else char if " " <= char <= "~" else "?")
+    text = "".join(kept)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def www_authenticate(
+    scheme: str, *, realm: str, error: str | None = None, description: str | None = None
+) -> str:
+    """A `WWW-Authenticate` value: `scheme`, `realm` and, for a refusal, the RFC 6749 `error` code and
+    its `description`, in printable ASCII whatever the description holds (a header travels as latin-1,
+    and a character outside it made the answer a 500)."""
+    value = f'{scheme} realm="{_header_text(realm)}"'
+    if error is not None:
+        value += f', error="{_header_text(error)}"'
+    if description is not None:
+        value += f', error_description="{_header_text(description)}"'
+    return value
 
 
 class OAuthClient(BaseModel):
@@ -165,7 +194,7 @@ def grant_scopes(client: OAuthClient, requested: tuple[str, ...]) -> tuple[str, 
     if refused:
         raise OAuthError(
             "invalid_scope",
-            f"scopes {' '.join(refused)} are not registered for this client "
+            f"scopes {excerpt(' '.join(refused))} are not registered for this client "
             f"(it may ask for: {' '.join(client.scopes)})",
         )
     return requested

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from mocks.common.body_limit import MiB
 from mocks.common.security import MIN_SECRET_BYTES, OAuthClient
 from mocks.common.settings import AgencyMockSettings
 from mocks.ndxp.scopes import AUDIT_READ, CITIZEN_SCOPES, CIVIL_REGISTER, KNOWN_SCOPES, RESIDENCE_WRITE
@@ -90,6 +91,12 @@ class NdxpSettings(AgencyMockSettings):
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="fraction of /v1 requests given 503")
     latency_ms: float = Field(default=0.0, ge=0.0, description="delay added to every /v1 request")
     fault_seed: int | None = Field(default=None, description="seed of the fault RNG; None: unpredictable")
+    max_body_bytes: int = Field(
+        default=4 * MiB,
+        ge=64 * 1024,
+        description="largest request body accepted (413 above it); 1000 IDs of verify-batch take about "
+        "16 KiB, 1000 civil-status records about 0.5 MiB",
+    )
     access_log: bool = Field(default=True, description="uvicorn access log (IDs in paths are masked)")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 

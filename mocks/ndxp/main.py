@@ -10,6 +10,9 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import Counter
 
+from mocks.common.body_limit import BodyLimitMiddleware
+from mocks.common.errors import install_error_answers
+from mocks.common.methods import MethodGuardMiddleware
 from mocks.common.ratelimit import RateLimiter
 from mocks.common.settings import token_service
 from mocks.ndxp.api.main import api_router
@@ -89,12 +92,16 @@ def create_app(settings: NdxpSettings | None = None) -> FastAPI:
         ["agency"],
         registry=app.state.metrics.registry,
     )
-    # The last middleware added is the outermost: request IDs wrap the faults, so a 503 echoes one too.
+    # The last middleware added is the outermost: request IDs wrap the faults, the body limit and the
+    # method guard, so a 503, a 413 or a 405 echoes one too.
     app.add_middleware(FaultMiddleware, faults=app.state.faults)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MethodGuardMiddleware)  # a 405 needs no body: answered before it is read
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees 503s and latency
     app.include_router(health.router)
     app.include_router(metrics_router)  # GET /metrics, no key: counts only (see mocks/ndxp/metrics.py)
     app.include_router(oauth.router)
     app.include_router(api_router, prefix="/v1")
+    install_error_answers(app)
     return app

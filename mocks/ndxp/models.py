@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from mocks.common.fields import NOT_BLANK, IsoDate, ProvinceCode, Stripped
 from schemas.citizen import Citizen
-from schemas.provinces import is_province
 
 __all__ = [
     "MAX_BATCH",
@@ -41,8 +41,13 @@ LEGACY_ID_PATTERN = r"^[0-9]{9}$"
 
 Purpose = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-    Field(description="why the data is needed; recorded in the audit with every disclosure"),
+    Field(
+        min_length=1,
+        max_length=500,
+        json_schema_extra=NOT_BLANK,
+        description="why the data is needed; recorded in the audit with every disclosure",
+    ),
+    Stripped,
 ]
 FieldResult = Literal["match", "match_without_diacritics", "mismatch"]
 
@@ -109,7 +114,7 @@ class VerifyQuery(BaseModel):
 
     id: str = Field(pattern=ID_PATTERN, description="12-digit personal ID or 9-digit legacy ID")
     full_name: str | None = Field(default=None, min_length=1)
-    date_of_birth: date | None = None
+    date_of_birth: IsoDate | None = None
     gender: Literal["male", "female"] | None = None
     purpose: Purpose
 
@@ -197,16 +202,15 @@ class CivilRegistrationsPublic(BaseModel):
     results: list[CivilResultPublic]
 
 
-def _province(value: str) -> str:
-    if not is_province(value):
-        raise ValueError(f"province {value!r} is not one of the 63 province codes")
-    return value
-
-
 Reference = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    Field(description="the caller's idempotency key: a repeat with it answers the same, changing nothing"),
+    Field(
+        min_length=1,
+        max_length=200,
+        json_schema_extra=NOT_BLANK,
+        description="the caller's idempotency key: a repeat with it answers the same, changing nothing",
+    ),
+    Stripped,
 ]
 
 
@@ -216,12 +220,10 @@ class ResidenceRegistration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     personal_id: str = Field(pattern=PERSONAL_ID_PATTERN)
-    province: str = Field(description="3-digit province code of the permanent residence")
-    since: date
+    province: ProvinceCode = Field(description="3-digit province code of the permanent residence")
+    since: IsoDate
     reference: Reference
     purpose: Purpose = "register a permanent residence"
-
-    _known_province = field_validator("province")(_province)
 
 
 class ResidenceDeregistration(BaseModel):
@@ -230,7 +232,7 @@ class ResidenceDeregistration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     personal_id: str = Field(pattern=PERSONAL_ID_PATTERN)
-    on: date
+    on: IsoDate
     reference: Reference
     purpose: Purpose = "end a permanent residence"
 

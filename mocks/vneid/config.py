@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from mocks.common.body_limit import MiB
 from mocks.common.security import MIN_SECRET_BYTES, OAuthClient
 from mocks.common.settings import AgencyMockSettings
 from mocks.ndxp.sqlite import checked_sqlite_url
@@ -138,6 +139,12 @@ class VneidSettings(AgencyMockSettings):
     )
     login_latency_ms: float = Field(default=0.0, ge=0.0, description="delay added to every login request")
     fault_seed: int | None = Field(default=None, description="seed of the fault RNG; None: unpredictable")
+    max_body_bytes: int = Field(
+        default=MiB,
+        ge=64 * 1024,
+        description="largest request body accepted (413 above it); an application or a log-in form "
+        "takes well under 1 KiB",
+    )
     access_log: bool = Field(default=True, description="uvicorn access log (IDs in paths are masked)")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 

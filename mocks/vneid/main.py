@@ -11,6 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from mocks.common.audit import AuditLog
+from mocks.common.body_limit import BodyLimitMiddleware
+from mocks.common.errors import install_error_answers
+from mocks.common.methods import MethodGuardMiddleware
 from mocks.common.ratelimit import RateLimiter
 from mocks.common.settings import token_service
 from mocks.ndxp.db import PopulationDB, open_population
@@ -104,6 +107,9 @@ def create_app(settings: VneidSettings | None = None, *, citizens: CitizenLookup
     app.state.faults = FaultInjector(
         settings.login_error_rate, settings.login_latency_ms, settings.fault_seed
     )
+    # The last middleware added is the outermost: a 413 or a 405 echoes a request ID too.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MethodGuardMiddleware)  # a 405 needs no body: answered before it is read
     app.add_middleware(RequestIdMiddleware)
     app.add_exception_handler(AccountError, _account_error)
     app.add_exception_handler(PopulationUnavailableError, _account_error)
@@ -111,6 +117,7 @@ def create_app(settings: VneidSettings | None = None, *, citizens: CitizenLookup
     app.include_router(oauth_router)
     app.include_router(oidc_router)
     app.include_router(api_router, prefix="/v1")
+    install_error_answers(app)
     return app
 
 

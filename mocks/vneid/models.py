@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
+from mocks.common.fields import NOT_BLANK, IsoDate, ProvinceCode, Stripped
 from mocks.vneid.accounts import Account
 from mocks.vneid.lifecycle import Level, Status
 from mocks.vneid.service import Approval
-from schemas.provinces import is_province
 
 __all__ = [
     "PASSCODE_PATTERN",
@@ -23,20 +23,12 @@ __all__ = [
     "ApprovalPublic",
     "HealthPublic",
     "LockCreate",
+    "MatchErrorPublic",
     "Message",
 ]
 
 PERSONAL_ID_PATTERN = r"^[0-9]{12}$"
 PASSCODE_PATTERN = r"^[0-9]{6}$"
-
-
-def _province(value: str) -> str:
-    if not is_province(value):
-        raise ValueError(f"{value!r} is not one of the 63 three-digit province codes")
-    return value
-
-
-Province = Annotated[str, AfterValidator(_province)]
 
 
 class Message(BaseModel):
@@ -45,16 +37,22 @@ class Message(BaseModel):
     detail: str
 
 
+class MatchErrorPublic(Message):
+    """422 of an approval: the application disagrees with the NPD; `fields` names what differs."""
+
+    fields: list[str]
+
+
 class ApplicationCreate(BaseModel):
     """An application for an e-ID account, as filed with the police of `province`."""
 
     model_config = ConfigDict(extra="forbid")
 
     personal_id: str = Field(pattern=PERSONAL_ID_PATTERN)
-    full_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    date_of_birth: date
+    full_name: Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK), Stripped]
+    date_of_birth: IsoDate
     gender: Literal["male", "female"]
-    province: Province = Field(description="where the application is filed (3-digit province code)")
+    province: ProvinceCode = Field(description="where the application is filed (3-digit province code)")
     level: Level = Field(description="1: matched against the NPD automatically; 2: also verified in person")
 
 
@@ -70,7 +68,7 @@ class ActivationCreate(BaseModel):
 class LockCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    reason: Annotated[str, Field(min_length=1, max_length=500, json_schema_extra=NOT_BLANK), Stripped]
 
 
 class AccountStatusPublic(BaseModel):

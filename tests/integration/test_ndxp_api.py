@@ -303,8 +303,24 @@ def test_verify_not_found_and_bad_requests(client: httpx.Client) -> None:
         {"id": DUC.personal_id},
         {"id": DUC.personal_id, "purpose": "x", "gender": "Nam"},
         {"id": DUC.personal_id, "purpose": "x", "date_of_birth": "17/05/1990"},
+        # A number is no date (pydantic alone read 643_593_600 as seconds since 1970: 1990-05-17).
+        {"id": DUC.personal_id, "purpose": "x", "date_of_birth": 643_593_600},
+        {"id": DUC.personal_id, "purpose": "x", "date_of_birth": "643593600"},
+        {"id": DUC.personal_id, "purpose": "x", "date_of_birth": "1990-05-17T00:00:00"},
     ):
-        assert client.post("/v1/citizens/verify", json=bad).status_code == 422
+        answer = client.post("/v1/citizens/verify", json=bad)
+        assert answer.status_code == 422, (bad, answer.text)
+        assert isinstance(answer.json()["detail"], list)  # FastAPI's list of reasons, as documented
+
+
+def test_a_method_the_resource_lacks_is_405_with_allow(client: httpx.Client) -> None:
+    # GET /v1/citizens/verify matched GET /v1/citizens/{personal_id} and was a 422 about the ID "verify".
+    for path in ("/v1/citizens/verify", "/v1/citizens/verify-batch"):
+        answer = client.get(path, params={"purpose": "x"})
+        assert answer.status_code == 405 and answer.headers["allow"] == "POST", answer.text
+    options = client.options(f"/v1/citizens/{DUC.personal_id}")
+    assert options.status_code == 405 and options.headers["allow"] == "GET"
+    assert client.get(f"/v1/citizens/{DUC.personal_id}", params={"purpose": "x"}).status_code == 200
 
 
 # --- audit --------------------------------------------------------------------------------------

@@ -289,6 +289,20 @@ def test_an_unregistered_redirect_uri_is_never_redirected_to(server: VneidServer
     assert "is not registered" in answer.text
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("authorization", [None, "Basic abc", "Bearer not-a-token"])
+def test_userinfo_without_a_valid_token_is_401_with_an_ascii_challenge(
+    server: VneidServer, method: str, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    answer = httpx.request(method, f"{server.base_url}/userinfo", headers=headers)
+    # Its description once held a "…", which no header can carry: the answer was a 500.
+    assert answer.status_code == 401, answer.text
+    challenge = answer.headers["www-authenticate"]
+    assert challenge.isascii() and challenge.startswith('Bearer realm="vneid", error="invalid_')
+    assert answer.json()["error"] in ("invalid_request", "invalid_token")
+
+
 def test_a_level_2_service_refuses_a_level_1_account(
     server: VneidServer, citizens: Iterator[Citizen]
 ) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
+from mocks.common.excerpts import excerpt
 from mocks.vneid.config import VneidSettings
 from mocks.vneid.exceptions import OidcError
 from mocks.vneid.oidc import pkce
@@ -117,7 +118,7 @@ class OidcProvider:
         client = self.settings.relying_parties.get(client_id)
         if client is None:
             raise _client_error(
-                f"client_id {client_id!r} is not registered" if client_id else "client_id is missing"
+                f"client_id {excerpt(client_id)!r} is not registered" if client_id else "client_id is missing"
             )
         if client.client_secret is None:
             if secret:
@@ -171,7 +172,7 @@ class OidcProvider:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise OidcError(
-                "invalid_request", "send the access token as Authorization: Bearer …", status_code=401
+                "invalid_request", "send the access token as Authorization: Bearer <token>", status_code=401
             )
         grant = self.grants.access(token.strip())
         account = self.service.still_active(grant.account_id) if grant else None

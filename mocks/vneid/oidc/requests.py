@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from mocks.common.excerpts import excerpt
 from mocks.vneid.config import RelyingParty
 from mocks.vneid.exceptions import OidcError
 from mocks.vneid.oidc.pkce import CHALLENGE_PATTERN
@@ -71,14 +72,17 @@ def _client(params: Mapping[str, str], clients: Mapping[str, RelyingParty]) -> t
         raise OidcError("invalid_request", "client_id is missing", redirect=False)
     client = clients.get(client_id)
     if client is None:
-        raise OidcError("invalid_request", f"client_id {client_id!r} is not registered", redirect=False)
+        raise OidcError(
+            "invalid_request", f"client_id {excerpt(client_id)!r} is not registered", redirect=False
+        )
     redirect_uri = params.get("redirect_uri")
     if not redirect_uri:
         raise OidcError("invalid_request", "redirect_uri is missing (OIDC requires it)", redirect=False)
     if redirect_uri not in client.redirect_uris:
         raise OidcError(
             "invalid_request",
-            f"redirect_uri {redirect_uri!r} is not registered for {client_id!r} (exact match required)",
+            f"redirect_uri {excerpt(redirect_uri)!r} is not registered for {client_id!r} "
+            "(exact match required)",
             redirect=False,
         )
     return client_id, redirect_uri

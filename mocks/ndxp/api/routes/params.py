@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
+from mocks.common.fields import NOT_BLANK, NotBlank
 from mocks.ndxp.models import LEGACY_ID_PATTERN, PERSONAL_ID_PATTERN
 
 __all__ = ["LegacyIdParam", "PersonalIdParam", "PurposeParam"]
@@ -15,9 +16,10 @@ PurposeParam = Annotated[
     Query(
         min_length=1,
         max_length=500,
-        pattern=r"\S",
+        json_schema_extra=NOT_BLANK,
         description="why the data is needed; recorded in the audit with every disclosure",
     ),
+    NotBlank,
 ]
 PersonalIdParam = Annotated[
     str, Path(pattern=PERSONAL_ID_PATTERN, description="12-digit personal ID (ASCII digits)")

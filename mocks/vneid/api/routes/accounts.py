@@ -15,6 +15,8 @@ from fastapi import APIRouter, Path, Query, status
 from fastapi.concurrency import run_in_threadpool
 
 from mocks.common.audit import AuditLog, Disclosure
+from mocks.common.errors import ValidationErrorPublic
+from mocks.common.fields import NOT_BLANK, NotBlank
 from mocks.vneid.accounts import Account
 from mocks.vneid.deps import AgencyDep, AuditDep, OfficerDep, Principal, RequestIdDep, ServiceDep
 from mocks.vneid.exceptions import (
@@ -34,6 +36,7 @@ from mocks.vneid.models import (
     ApplicationCreate,
     ApprovalPublic,
     LockCreate,
+    MatchErrorPublic,
     Message,
 )
 from mocks.vneid.scopes import split_fields
@@ -46,15 +49,30 @@ router = APIRouter(prefix="/accounts", tags=["accounts"])
 PersonalIdParam = Annotated[str, Path(pattern=PERSONAL_ID_PATTERN, description="12-digit personal ID")]
 PurposeParam = Annotated[
     str,
-    Query(min_length=1, max_length=500, pattern=r"\S", description="why the status is needed; audited"),
+    Query(
+        min_length=1,
+        max_length=500,
+        json_schema_extra=NOT_BLANK,
+        description="why the status is needed; audited",
+    ),
+    NotBlank,
 ]
 _LOOKUP_FIELDS = list(AccountStatusPublic.model_fields)
 _OFFICER_FIELDS = list(AccountPublic.model_fields)
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": Message, "description": "the account's status does not allow this change"}
 }
+_CHANGE: dict[int | str, dict[str, Any]] = {
+    **_CONFLICT,
+    404: {"model": Message, "description": "no e-ID account for this personal ID"},
+}
 _MATCH: dict[int | str, dict[str, Any]] = {
-    422: {"model": Message, "description": "the application disagrees with the NPD"},
+    # Two kinds of 422 share the status: the request does not fit the API (FastAPI's list of reasons),
+    # or it does and the application disagrees with the NPD (a sentence and the fields that differ).
+    422: {
+        "model": ValidationErrorPublic | MatchErrorPublic,
+        "description": "the request is invalid, or the application disagrees with the NPD",
+    },
     503: {"model": Message, "description": "no population database to match against"},
 }
 _T = TypeVar("_T", Account, Approval)
@@ -125,7 +143,7 @@ async def apply(
     return _public(account)
 
 
-@router.post("/{personal_id}/approve", responses={**_CONFLICT, **_MATCH})
+@router.post("/{personal_id}/approve", responses={**_CHANGE, **_MATCH})
 async def approve(
     personal_id: PersonalIdParam,
     officer: OfficerDep,
@@ -141,7 +159,7 @@ async def approve(
     return ApprovalPublic.of(approval)
 
 
-@router.post("/{personal_id}/verify-in-person", responses={**_CONFLICT, **_MATCH})
+@router.post("/{personal_id}/verify-in-person", responses={**_CHANGE, **_MATCH})
 async def verify_in_person(
     personal_id: PersonalIdParam,
     officer: OfficerDep,
@@ -172,7 +190,7 @@ async def activate(
     return AccountStatusPublic.of(account)
 
 
-@router.post("/{personal_id}/lock", responses=_CONFLICT)
+@router.post("/{personal_id}/lock", responses=_CHANGE)
 async def lock(
     personal_id: PersonalIdParam,
     body: LockCreate,
@@ -188,7 +206,7 @@ async def lock(
     return _public(account)
 
 
-@router.post("/{personal_id}/unlock", responses=_CONFLICT)
+@router.post("/{personal_id}/unlock", responses=_CHANGE)
 async def unlock(
     personal_id: PersonalIdParam,
     officer: OfficerDep,

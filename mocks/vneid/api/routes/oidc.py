@@ -14,9 +14,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from mocks.vneid.deps import IssuerDep, LoginFaultsDep, ProviderDep
+from mocks.common.models import OAuthErrorPublic
+from mocks.common.security import www_authenticate
+from mocks.vneid.deps import REALM, IssuerDep, LoginFaultsDep, ProviderDep
 from mocks.vneid.exceptions import OidcError
+from mocks.vneid.models import Message
 from mocks.vneid.oidc.page import error_page, login_page
+from mocks.vneid.oidc.pkce import CHALLENGE_PATTERN
+from mocks.vneid.oidc.provider import OidcProvider
 from mocks.vneid.oidc.requests import with_query
 
 __all__ = ["router"]
@@ -25,7 +30,56 @@ router = APIRouter(tags=["oidc"])
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: {"description": "log-in temporarily unavailable (see Retry-After)"}
+    503: {"model": Message, "description": "log-in temporarily unavailable (see Retry-After)"}
+}
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+_AUTHORIZE: dict[int | str, dict[str, Any]] = {
+    **_UNAVAILABLE,
+    400: {"content": _HTML, "description": "unknown client or redirect URI: an error page, no redirect"},
+}
+_REDIRECT = {"description": "to the client's redirect URI, with a code or an error, and the state"}
+
+
+def _query(name: str, description: str, required: bool = False, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": {"type": "string", **schema},
+    }
+
+
+# The page reads the authorization request from the query string itself (a bad one is answered as RFC 6749
+# §4.1.2.1 says, not with a 422), so its parameters are described here rather than declared.
+_AUTHORIZATION_REQUEST = [
+    _query("response_type", "only `code`", required=True, enum=["code"]),
+    _query("client_id", "a registered relying party", required=True),
+    _query("redirect_uri", "one of the client's registered redirect URIs, exactly", required=True),
+    _query(
+        "scope",
+        "space-separated; must contain `openid` (`profile` adds the name, birth date …)",
+        required=True,
+    ),
+    _query(
+        "code_challenge",
+        "PKCE: BASE64URL(SHA-256(code_verifier))",
+        required=True,
+        pattern=f"^{CHALLENGE_PATTERN.pattern}$",
+    ),
+    _query("code_challenge_method", "only `S256`", required=True, enum=["S256"]),
+    _query("state", "returned as is with the code or the error"),
+    _query("nonce", "returned in the ID token"),
+    _query("acr_values", "space-separated levels the client accepts: `1`, `2`"),
+    _query("prompt", "`none` is refused: the citizen must log in"),
+]
+_TOKEN: dict[int | str, dict[str, Any]] = {
+    **_UNAVAILABLE,
+    400: {"model": OAuthErrorPublic, "description": "invalid_request, invalid_grant, unsupported_grant_type"},
+    401: {"model": OAuthErrorPublic, "description": "invalid_client (see WWW-Authenticate)"},
+}
+_USERINFO: dict[int | str, dict[str, Any]] = {
+    401: {"model": OAuthErrorPublic, "description": "no access token, or an unknown, expired or revoked one"}
 }
 
 
@@ -65,10 +119,10 @@ def _authorize_error(params: dict[str, str], exc: OidcError, status_code: int) -
     return RedirectResponse(target, status_code=status_code)
 
 
-def _json_error(exc: OidcError, www_authenticate: str | None = None) -> JSONResponse:
+def _json_error(exc: OidcError, challenge: str | None = None) -> JSONResponse:
     headers = dict(_NO_STORE)
-    if exc.status_code == 401 and www_authenticate:
-        headers["WWW-Authenticate"] = www_authenticate
+    if exc.status_code == 401 and challenge:
+        headers["WWW-Authenticate"] = challenge
     body = {"error": exc.error, "error_description": exc.description}
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
@@ -85,7 +139,13 @@ async def jwks(provider: ProviderDep) -> dict[str, Any]:
     return provider.key.jwks()
 
 
-@router.get("/authorize", dependencies=[LoginFaultsDep], response_class=HTMLResponse, responses=_UNAVAILABLE)
+@router.get(
+    "/authorize",
+    dependencies=[LoginFaultsDep],
+    response_class=HTMLResponse,
+    responses={**_AUTHORIZE, 302: _REDIRECT},
+    openapi_extra={"parameters": _AUTHORIZATION_REQUEST},
+)
 async def authorize_page(request: Request, provider: ProviderDep) -> Response:
     """Check the authorization request and show the log-in form (personal ID and passcode)."""
     params = dict(request.query_params)
@@ -96,7 +156,13 @@ async def authorize_page(request: Request, provider: ProviderDep) -> Response:
     return HTMLResponse(login_page(checked), headers=_NO_STORE)
 
 
-@router.post("/authorize", dependencies=[LoginFaultsDep], responses=_UNAVAILABLE)
+@router.post(
+    "/authorize",
+    dependencies=[LoginFaultsDep],
+    response_class=RedirectResponse,
+    status_code=303,
+    responses={**_AUTHORIZE, 303: _REDIRECT},
+)
 async def authorize_login(
     request: Request, form: Annotated[LoginForm, Form()], provider: ProviderDep
 ) -> Response:
@@ -118,7 +184,7 @@ async def authorize_login(
     return RedirectResponse(target, status_code=303)
 
 
-@router.post("/token", dependencies=[LoginFaultsDep], responses=_UNAVAILABLE)
+@router.post("/token", dependencies=[LoginFaultsDep], responses=_TOKEN)
 async def token(
     form: Annotated[TokenForm, Form()],
     provider: ProviderDep,
@@ -130,19 +196,32 @@ async def token(
     try:
         tokens = await run_in_threadpool(provider.token, fields, authorization, issuer)
     except OidcError as exc:
-        return _json_error(exc, 'Basic realm="vneid"')
+        return _json_error(exc, www_authenticate("Basic", realm=REALM))
     return JSONResponse(tokens, headers=_NO_STORE)
 
 
-@router.api_route("/userinfo", methods=["GET", "POST"])
+async def _userinfo(provider: OidcProvider, authorization: str | None) -> JSONResponse:
+    try:
+        claims = await run_in_threadpool(provider.userinfo, authorization)
+    except OidcError as exc:
+        challenge = www_authenticate("Bearer", realm=REALM, error=exc.error, description=exc.description)
+        return _json_error(exc, challenge)
+    return JSONResponse(claims, headers=_NO_STORE)
+
+
+# GET and POST are two routes, not one `api_route`: each needs its own operation ID in the OpenAPI.
+@router.get("/userinfo", responses=_USERINFO)
 async def userinfo(
     provider: ProviderDep, authorization: Annotated[str | None, Header()] = None
 ) -> JSONResponse:
     """The claims the access token may read: `sub`, the level (`acr`/`loa`), and with `profile` the name,
     birth date and gender."""
-    try:
-        claims = await run_in_threadpool(provider.userinfo, authorization)
-    except OidcError as exc:
-        challenge = f'Bearer error="{exc.error}", error_description="{exc.description}"'
-        return _json_error(exc, challenge)
-    return JSONResponse(claims, headers=_NO_STORE)
+    return await _userinfo(provider, authorization)
+
+
+@router.post("/userinfo", responses=_USERINFO)
+async def userinfo_post(
+    provider: ProviderDep, authorization: Annotated[str | None, Header()] = None
+) -> JSONResponse:
+    """`GET /userinfo` by POST (OIDC Core §5.3.1 allows both)."""
+    return await _userinfo(provider, authorization)
