@@ -24,6 +24,7 @@ population:
 sources:
   - sector: insurance
     province: "008"
+    rate: 500  # 30 s of publishing: the kill, the restart and the catch-up all happen mid-run
     generate:
       records: 15000
       unsynced: {mismatch: 20, not_found: 10}
