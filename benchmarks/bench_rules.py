@@ -4,11 +4,12 @@ Both sides read the same ~210-byte JSON lines of the benchmark workload (clean r
 defect mix); the rules side also looks the citizen up in a dict and keeps rule 7's first holders, as a
 worker does. Each side runs `ROUNDS` times, alternating, and keeps its best round.
 
-Target: ratio ≥ 0.05, i.e. reading and judging a record may cost at most 20 bare JSON parses. `json.loads`
-does ~200–260k of these lines/s on one core of the 2-core development machine, so 0.05 still leaves the
-rules ≥ 10k records/s per core: several times what a whole worker reconciles (`pipeline`, ~1.6k/s), so
-the pure rules are never what a worker waits on. A drop below it means a rule started doing per-record
-work out of proportion (a regex compiled per call, a copy of the record, a normalisation done twice).
+Target: ratio ≥ 0.3, i.e. reading and judging a record may cost at most about three bare stdlib JSON
+parses. `json.loads` does ~310k of these lines/s on one core of the 2-core development machine, so 0.3 is
+~93k records/s, and 0.32 the issue's 100k/s (measured: 0.31–0.32, 96–99k/s, with other work running).
+A worker reconciles ~9k records/s end to end (`pipeline`), so the pure rules then take about a tenth of
+its time. A drop below the target means a rule started doing per-record work out of proportion (a regex
+compiled per call, a copy of the record, a normalisation done twice, a pydantic model where a dict will do).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from streams.messages import dumps
 __all__ = ["TARGET", "run"]
 
 NAME = "rules"
-TARGET = 0.05
+TARGET = 0.3
 RECORDS = 100_000
 ROUNDS = 3  # candidate and baseline alternate; each keeps its best round (least disturbed by the machine)
 

@@ -44,9 +44,16 @@ def decode(personal_id: str) -> tuple[Gender, int]:
     return ("female" if g % 2 else "male"), year
 
 
+_DECODED: dict[str, tuple[Gender, int]] = {}  # "GYY" -> what it states: at most 1,000 entries
+
+
 def consistent_with(personal_id: str, gender: Gender, birth_year: int) -> bool:
     """True when the ID's gender/century digit and year digits agree with the given gender and year."""
-    return decode(personal_id) == (gender, birth_year)
+    digits = personal_id[3:6]
+    stated = _DECODED.get(digits)
+    if stated is None:
+        stated = _DECODED[digits] = decode(personal_id)
+    return stated == (gender, birth_year)
 
 
 def make_personal_id(province: str, gender: Gender, birth_year: int, serial: int) -> str:

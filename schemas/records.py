@@ -126,6 +126,7 @@ def _insurance_code(value: object) -> str | None:
 # distinct garbage cannot grow them without limit.
 _CACHE_LIMIT = 200_000
 _DATE_CACHE: dict[str, date | None] = {}
+_MISS: Any = object()
 _GENDER_CACHE: dict[str, Gender | None] = {}
 
 
@@ -282,8 +283,14 @@ def parse_object(obj: object) -> Rejected | Record:
             )
     personal_id = _text(obj.get("personal_id"))
     full_name = _name(obj.get("full_name"))
-    date_of_birth = _cached_date(obj.get("date_of_birth"))
-    gender = _cached_gender(obj.get("gender"))
+    born, word = obj.get("date_of_birth"), obj.get("gender")
+    # The caches looked up in line (this runs for every record); a miss reads the value and remembers it.
+    date_of_birth = _DATE_CACHE.get(born, _MISS) if type(born) is str else None
+    if date_of_birth is _MISS:
+        date_of_birth = _cached_date(born)
+    gender = _GENDER_CACHE.get(word, _MISS) if type(word) is str else None
+    if gender is _MISS:
+        gender = _cached_gender(word)
     event = parse_event(obj.get("event")) if sector == _CIVIL else None
     missing: tuple[str, ...] = ()
     if (
