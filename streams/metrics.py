@@ -57,7 +57,7 @@ class ProgressCollector(Collector):
 
     NAME = "popsync_progress_records"
     HELP = (
-        "Records per outcome in this worker's results partitions, from its idempotent outcome table "
+        "Records per outcome in this worker's outcome-digest partitions, from its idempotent outcome table "
         "(exact: replays do not count twice); sum over workers for the total"
     )
 
