@@ -28,7 +28,15 @@ if __package__ in (None, ""):  # run as `python benchmarks/run.py`: make the `be
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import bench_civil, bench_load, bench_ndxp, bench_pipeline, bench_publish, bench_rules
+from benchmarks import (
+    bench_civil,
+    bench_faust,
+    bench_load,
+    bench_ndxp,
+    bench_pipeline,
+    bench_publish,
+    bench_rules,
+)
 from benchmarks.harness import BenchContext, BenchResult
 
 __all__ = ["BENCHMARKS", "main"]
@@ -42,6 +50,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     bench_civil.NAME: bench_civil.run,
     bench_publish.NAME: bench_publish.run,
     bench_pipeline.NAME: bench_pipeline.run,
+    # The floor: what faust costs per consumed message (the reason for envelopes and digests).
+    **bench_faust.BENCHMARKS,
 }
 
 
