@@ -16,9 +16,10 @@ from kafka.partitioner.default import murmur2
 
 from connectors.exceptions import DeliveryError, SourceFileError
 from connectors.metrics import ConnectorMetrics
-from schemas.records import Rejected, parse_line
+from schemas.records import MAX_LINE_BYTES, OversizedLine, Rejected, parse_line
 from streams.kafka_security import KafkaSecurity, get_kafka_security
 from streams.messages import (
+    DEAD_LETTER_RAW_BYTES,
     HEADER_ENVELOPE,
     HEADER_PROVINCE,
     HEADER_PUBLISHED_MS,
@@ -70,19 +71,42 @@ class PublishReport:
 
 
 def iter_file_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, line bytes) of a JSON-lines file; a BOM at the start is dropped, empty lines skipped."""
+    """(line number, line bytes) of a JSON-lines file; a BOM at the start is dropped, empty lines skipped.
+
+    A line longer than a record may be (`MAX_LINE_BYTES`) is never held whole: it comes as an
+    `OversizedLine` (its first 64 KiB and its size), which `parse_line` rejects with that size.
+    """
+    limit = MAX_LINE_BYTES + 3  # the longest line a record may be, its \r\n, and one byte to tell
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise SourceFileError(f"cannot read records file {path}: {exc.strerror}") from exc
     with handle:
-        for number, raw in enumerate(handle, start=1):
+        number = 0
+        while raw := handle.readline(limit):
+            number += 1
+            if len(raw) == limit and not raw.endswith(b"\n"):
+                yield number, _oversized(handle, raw)
+                continue
             line = raw.rstrip(b"\r\n")
             if number == 1 and line.startswith(_BOM):
                 line = line[len(_BOM) :]
             if line == b"":
                 continue
             yield number, line
+
+
+def _oversized(handle: Any, head: bytes) -> OversizedLine:
+    """Read past the rest of a too-long line (1 MiB at a time), counting it; keep its first 64 KiB."""
+    size = len(head)
+    end = b""
+    while chunk := handle.readline(1 << 20):
+        size += len(chunk)
+        if chunk.endswith(b"\n"):
+            end = chunk
+            break
+    size -= len(end) - len(end.rstrip(b"\r\n"))  # the line's own bytes, without its line end
+    return OversizedLine(head[:DEAD_LETTER_RAW_BYTES], size)
 
 
 def partition_key(record_id: str, raw: Any) -> str:

@@ -20,6 +20,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_LINE_BYTES",
     "REQUIRED_FIELDS",
+    "OversizedLine",
     "Record",
     "Rejected",
     "civil_required",
@@ -76,6 +77,20 @@ _repr.maxstring = _repr.maxother = 40
 _repr.maxlist = _repr.maxdict = 4
 _repr.maxlevel = 2
 _show = _repr.repr
+
+
+class OversizedLine(bytes):
+    """The start of a line longer than `MAX_LINE_BYTES`, as a file reader keeps it; `size`: the whole line's.
+
+    A reader need not hold a line of gigabytes to have it rejected with its size (CONTRACT.md).
+    """
+
+    size: int
+
+    def __new__(cls, head: bytes, size: int) -> OversizedLine:
+        line = super().__new__(cls, head)
+        line.size = size
+        return line
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +349,8 @@ def parse_line(line: bytes | bytearray | str) -> Rejected | Record | None:
     mark, is not a JSON object. JSON is read strictly (CONTRACT.md): no NaN/Infinity literals, no lone
     surrogate, at most `MAX_DEPTH` levels of nesting, at most `MAX_LINE_BYTES` bytes. Never raises.
     """
+    if isinstance(line, OversizedLine):
+        return Rejected(f"line too long: {line.size:,} bytes, more than the {MAX_LINE_BYTES:,} allowed")
     data = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else bytes(line)
     data = data.removesuffix(b"\n").removesuffix(b"\r")
     had_bom = data.startswith(_BOM_BYTES)

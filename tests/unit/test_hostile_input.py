@@ -13,6 +13,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -377,3 +378,31 @@ def test_the_worker_gives_every_message_value_one_result_or_one_dead_letter(
     ]
     assert sorted(map(str, digested)) == sorted(map(str, results)), "the digests carry every result"
     assert all(d["reason"] for d in dead)
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b""], ids=["lf", "crlf", "at-eof"])
+def test_a_line_of_megabytes_is_rejected_with_its_size_without_being_held_whole(
+    tmp_path: Path, end: bytes
+) -> None:
+    from connectors.lgsp import iter_file_lines
+
+    good = json.dumps({**GOOD, "record_id": "after"}).encode()
+    huge = b'{"record_id": "' + b"x" * (3 * MAX_LINE_BYTES) + b'"}'
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + huge + end + (good + b"\n" if end else b""))
+    lines = list(iter_file_lines(path))
+    assert [n for n, _ in lines] == ([1, 2, 3] if end else [1, 2])
+    long_line = lines[1][1]
+    assert len(long_line) <= DEAD_LETTER_RAW_BYTES  # what the reader kept of it
+    reason = rejected_reason(parse_line(long_line))
+    assert f"{len(huge):,} bytes" in reason
+
+    producer = RecordingProducer()
+    with LgspConnector("unused:9092", TOPICS, producer=producer) as connector:  # type: ignore[arg-type]
+        report = connector.publish_file(path)
+    assert (report.published, report.rejected) == ((2, 1) if end else (1, 1))
+
+
+def rejected_reason(value: object) -> str:
+    assert isinstance(value, Rejected), value
+    return value.reason
