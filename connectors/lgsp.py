@@ -47,6 +47,7 @@ _BOM = b"\xef\xbb\xbf"
 ENVELOPE_RECORDS = 250
 ENVELOPE_BYTES = 256 * 1024
 ENVELOPE_LINGER_S = 0.05
+LOGGED_REJECTIONS = 20  # dead letters logged one by one per publication; the rest are counted
 
 
 @dataclass
@@ -164,6 +165,7 @@ class LgspConnector:
         self._envelopes: dict[tuple[str, int], _Envelope] = {}
         self._partitions: dict[str, list[int]] = {}
         self._request_id = uuid.uuid4().hex
+        self._rejected_logged = 0  # dead letters of the current publication
 
     def close(self) -> None:
         self._send_envelopes()
@@ -256,6 +258,13 @@ class LgspConnector:
                     on_progress(count)
         self._send_envelopes()
         self._producer.flush()
+        if self._rejected_logged > LOGGED_REJECTIONS:
+            log.warning(
+                "%d more lines rejected without a log line each; every one is on %s with its reason",
+                self._rejected_logged - LOGGED_REJECTIONS,
+                self.topics.deadletter,
+            )
+        self._rejected_logged = 0
         report.seconds = time.monotonic() - started
         self.metrics.add_published(unmetered)
         self.metrics.publish_seconds.observe(report.seconds)
@@ -359,7 +368,10 @@ class LgspConnector:
         province: str | None,
     ) -> None:
         body = dead_letter_body(reason, where, bytes(line), record_id, sector, province)
-        log.warning("rejected line %s: %s", where, reason)
+        self._rejected_logged += 1
+        # The first few are logged; a file of a million bad lines must not scroll a million warnings by.
+        if self._rejected_logged <= LOGGED_REJECTIONS:
+            log.warning("rejected line %s: %s", where, reason)
         self.metrics.add_dead_letter()
         future = self._producer.send(self.topics.deadletter, key=where.encode(), value=dumps(body))
         future.add_errback(self._on_error)

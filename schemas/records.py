@@ -398,7 +398,10 @@ def _loads_slowly(data: bytes) -> object:
     try:
         obj = json.loads(text, parse_constant=constant)
     except json.JSONDecodeError as exc:
-        return Rejected(f"not a JSON object (invalid JSON: {exc.msg} at column {exc.colno})")
+        # Some of the stdlib's messages end in "at" already ("Invalid control character at").
+        return Rejected(
+            f"not a JSON object (invalid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno})"
+        )
     except ValueError as exc:  # NaN/Infinity, or an integer past Python's digit limit
         return Rejected(f"not a JSON object (unreadable JSON: {str(exc)[:80]})")
     except RecursionError:
