@@ -76,7 +76,25 @@ _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 40
 _repr.maxlist = _repr.maxdict = 4
 _repr.maxlevel = 2
-_show = _repr.repr
+_show_any = _repr.repr
+# What a code never looks like and personal data may: an ID (9+ digits), a date (either form).
+_PERSONAL_SHAPE = re.compile(r"[0-9]{9,}|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}")
+
+
+def _show(value: object) -> str:
+    """A sector or province as a reason may quote it: a short code, never what could be someone's data.
+
+    A rejected line's reason is logged and kept on the dead-letter topic; a name, an ID or a birth date
+    put in the wrong field must not travel with it (the line itself does, in the dead letter's `raw`).
+    """
+    shown = _show_any(value)
+    if (
+        len(shown) <= 40
+        and not _PERSONAL_SHAPE.search(shown)
+        and not (isinstance(value, str) and " " in value.strip())  # a full name has spaces
+    ):
+        return shown
+    return f"(a text of {len(value)} characters)" if isinstance(value, str) else f"({_kind(value)})"
 
 
 class OversizedLine(bytes):

@@ -4,7 +4,8 @@ The corpus (`connectors.adversarial`) mixes 6,000 generated records (insurance a
 every kind) with 4,000 hostile lines. The run must end (no timeout), every non-empty line must end as
 exactly one outcome or one `rejected` with a reason, the outcomes must be those the pure rules give one
 line at a time (a repeated record_id rejected, as the connector does), and nothing a citizen is known by
-may reach the terminal or a log.
+may reach the terminal, a log, a metrics scrape (connector and lag, NDXP, workers), a dead-letter reason
+or the summary (issue "No input and no fault stops a run": the PII scan).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import io
 import json
 import logging
-import time
+import threading
 from pathlib import Path
+
+import httpx
 
 import pytest
 from rich.console import Console
@@ -22,7 +25,9 @@ from simulate_oracle import assert_matches_oracle, assert_no_personal_data, expe
 from connectors.adversarial import adversarial_lines, write_corpus
 from connectors.generate import GenerateSpec, generate_records
 from mocks.ndxp.population import generate_population, write_population
-from popsync.simulate import RunOptions, run_scenario
+from prometheus_client import generate_latest
+
+from popsync.simulate import Run, RunOptions, run_scenario
 
 pytestmark = pytest.mark.integration
 
@@ -81,19 +86,40 @@ def test_an_adversarial_corpus_ends_with_every_line_accounted_for(
     assert len(expected.outcomes) > len(good) and len(expected.rejected) > 1000  # hostile lines of both ends
 
     results, summary_path = tmp_path / "results.jsonl", tmp_path / "summary.json"
+    scrapes: dict[str, str] = {}
+    stop = threading.Event()
+
+    def scrape(run: Run) -> None:
+        # Every metrics endpoint of the run, read over and over while it runs: the last reading is kept.
+        def loop() -> None:
+            urls = {f"worker-{i}": f"http://127.0.0.1:{p}/metrics" for i, p in run.metrics_ports.items()}
+            urls["ndxp"] = f"{run.ndxp_url}/metrics"
+            while not stop.wait(0.5):
+                for name, url in urls.items():
+                    try:
+                        scrapes[name] = httpx.get(url, timeout=5).text
+                    except httpx.HTTPError:
+                        pass  # a worker restarting: the next reading will do
+                scrapes["connector"] = generate_latest(run.connector_metrics.registry).decode()
+                if run.lag_monitor is not None:
+                    scrapes["lag"] = generate_latest(run.lag_monitor.registry).decode()
+
+        threading.Thread(target=loop, daemon=True).start()
+
     options = RunOptions(
         bootstrap_servers=kafka_bootstrap,
         results=results,
         summary=summary_path,
         timeout_s=600,
         workdir=tmp_path / "run",
+        on_running=scrape,
     )
     terminal = io.StringIO()
-    started = time.monotonic()
-    with caplog.at_level(logging.INFO):
-        outcome = run_scenario(scenario, options, Console(file=terminal, width=120))
-    elapsed = time.monotonic() - started
-    assert elapsed < 600, f"the run took {elapsed:.0f} s"
+    try:
+        with caplog.at_level(logging.INFO):
+            outcome = run_scenario(scenario, options, Console(file=terminal, width=120))
+    finally:
+        stop.set()
     assert outcome.problems == []
 
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
@@ -105,11 +131,15 @@ def test_an_adversarial_corpus_ends_with_every_line_accounted_for(
     )
     assert all(isinstance(r["reason"], str) and r["reason"] for r in dead), "every dead letter has a reason"
     assert sum(outcome.stream_counts.values()) == len(expected.outcomes), "the workers' own counts agree"
+    assert {"worker-1", "ndxp", "connector", "lag"} <= set(scrapes), sorted(scrapes)
     assert_no_personal_data(
         [
             terminal.getvalue(),
             caplog.text,
             *(p.read_text(encoding="utf-8", errors="replace") for p in (tmp_path / "run").glob("*.log")),
+            *scrapes.values(),
+            *(r["reason"] for r in dead),
+            summary_path.read_text(encoding="utf-8"),
         ],
         citizens,
     )

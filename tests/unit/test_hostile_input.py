@@ -406,3 +406,15 @@ def test_a_line_of_megabytes_is_rejected_with_its_size_without_being_held_whole(
 def rejected_reason(value: object) -> str:
     assert isinstance(value, Rejected), value
     return value.reason
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['"Nguyễn Văn An"', '"Nguyen Van An"', '"008190000123"', '"123456789"', '"1990-02-01"', '"01/02/1990"'],
+    ids=["name", "ascii-name", "personal-id", "legacy-id", "iso-date", "dmy-date"],
+)
+@pytest.mark.parametrize("field_name", ["sector", "province"])
+def test_a_reason_never_quotes_what_could_be_a_citizens_data(field_name: str, value: str) -> None:
+    text = json.dumps({**GOOD, field_name: "@"}, ensure_ascii=False).replace('"@"', value)
+    reason = rejected_reason(parse_line(text.encode()))
+    assert json.loads(value) not in reason and "a text of" in reason
