@@ -167,6 +167,7 @@ class Reconciler:
         self.stats = stats
         self.metrics = metrics
         self.partitions = partitions  # of the digest topic
+        self.rejected = 0  # messages this agent sent to the dead-letter topic
         self.chunk = chunk
 
     async def process_safely(self, events: Sequence[faust.types.EventT[Any]]) -> None:
@@ -376,6 +377,13 @@ class Reconciler:
         body = dead_letter_body(
             rejected.reason, item.origin, item.value, rejected.record_id, rejected.sector, rejected.province
         )
-        log.warning("rejected a message at %s: %s", item.origin, rejected.reason)
+        self.rejected += 1
+        # The first ones one by one, then one line a thousand: a flood of bad messages must not flood the log.
+        if self.rejected <= 20:
+            log.warning("rejected a message at %s: %s", item.origin, rejected.reason)
+        elif self.rejected % 1000 == 0:
+            log.warning(
+                "%d messages rejected so far (each on the dead-letter topic with its reason)", self.rejected
+            )
         self.stats.observe(Outcome.REJECTED.value, None)
         return (self.topics.deadletter, item.origin.encode(), dumps(body), None)
