@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 # Records decided per NDXP call by default (its limit is 1,000 IDs; STREAMS_BATCH_SIZE sets it); the next
 # chunk's look-up runs while this one's rules and results run, so neither the worker nor the NDXP waits.
 CHUNK = 1000
+# Chunks per slice: what is decided, then sent, at a time (see `process_safely`).
+SLICE_CHUNKS = 4
 # A message a batch sends once every record is decided: topic, key, value, partition (None: by key).
 Outgoing = tuple[str, bytes | None, bytes, int | None]
 # Results per outcome digest message (one digest per batch and digest partition, split beyond this).
@@ -173,29 +175,34 @@ class Reconciler:
     async def process_safely(self, events: Sequence[faust.types.EventT[Any]]) -> None:
         """`process`, with no record able to stop the agent: no input may stop a run (CONTRACT.md).
 
-        A batch that raises is decided again message by message (re-deciding is harmless, see the class
+        The records are decided a slice at a time (`SLICE_CHUNKS` NDXP chunks): a take of many envelopes
+        sends its first results within a slice's time, not the whole take's, and holds one slice in memory.
+        A slice that raises is decided again record by record (re-deciding is harmless, see the class
         docstring); a record that still raises goes to the dead-letter topic with the exception's type.
         The log names the type only: an exception's text may quote a citizen's data.
         """
+        items = unpack(events)
+        size = self.chunk * SLICE_CHUNKS
+        for start in range(0, len(items), size):
+            await self._slice_safely(items[start : start + size])
+
+    async def _slice_safely(self, items: Sequence[Item]) -> None:
         try:
-            await self.process(events)
+            await self.process_items(items)
             return
         except (ConfigurationError, asyncio.CancelledError):
             raise
         except Exception as exc:
-            log.error(
-                "a batch of %d raised %s; deciding its records one by one", len(events), type(exc).__name__
-            )
-        for event in events:
-            for item in unpack([event]):
-                try:
-                    await self.process_items([item])
-                except (ConfigurationError, asyncio.CancelledError):
-                    raise
-                except Exception as exc:
-                    rejected = Rejected(f"the worker could not decide this message ({type(exc).__name__})")
-                    topic, key, value, partition = self._dead_letter(rejected, item)
-                    await (await self.app.producer.send(topic, key, value, partition, None, None))
+            log.error("%d records raised %s; deciding them one by one", len(items), type(exc).__name__)
+        for item in items:
+            try:
+                await self.process_items([item])
+            except (ConfigurationError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                rejected = Rejected(f"the worker could not decide this message ({type(exc).__name__})")
+                topic, key, value, partition = self._dead_letter(rejected, item)
+                await (await self.app.producer.send(topic, key, value, partition, None, None))
 
     async def process(self, events: Sequence[faust.types.EventT[Any]]) -> None:
         await self.process_items(unpack(events))
