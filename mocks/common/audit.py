@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-__all__ = ["AuditEntry", "AuditLog", "Connections", "Disclosure"]
+import orjson
+
+__all__ = ["AuditEntry", "AuditLog", "Connections", "Disclosure", "DisclosureBatch"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -35,6 +37,15 @@ _INSERT = (
     "INSERT INTO audit (at, agency, personal_id, fields, purpose, request_id, endpoint) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+# A batch's rows in one statement: ?7 lists [personal_id, index into ?6] per citizen, in order, and ?6 the
+# distinct field lists (each as its JSON text). SQLite inserts the lot in one step without coming back to
+# Python between rows, so the GIL is free for the whole insert and the statement's set-up is paid once.
+_INSERT_BATCH = (
+    "INSERT INTO audit (at, agency, personal_id, fields, purpose, request_id, endpoint) "
+    "SELECT ?1, ?2, json_extract(c.value, '$[0]'), "
+    "json_extract(?6, '$[' || json_extract(c.value, '$[1]') || ']'), ?3, ?4, ?5 "
+    "FROM json_each(?7) AS c ORDER BY c.key"
+)
 _COLUMNS = "seq, at, agency, personal_id, fields, purpose, request_id, endpoint"
 
 
@@ -58,6 +69,20 @@ class Disclosure:
     purpose: str
     request_id: str
     endpoint: str
+    at: datetime = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosureBatch:
+    """Citizens shown to one agency in one request (a batch look-up): one audit row per citizen, as
+    many `Disclosure`s would be, without an object per citizen. `citizens` holds (personal_id, fields)
+    in the order the rows are appended."""
+
+    agency: str
+    purpose: str
+    request_id: str
+    endpoint: str
+    citizens: Sequence[tuple[str, Sequence[str]]]
     at: datetime = field(default_factory=_now)
 
 
@@ -95,10 +120,37 @@ class AuditLog:
             key = tuple(d.fields)
             fields = field_lists.get(key) or field_lists.setdefault(key, json.dumps(list(key)))
             rows.append((at, d.agency, d.personal_id, fields, d.purpose, d.request_id, d.endpoint))
+        self._commit(lambda conn: conn.executemany(_INSERT, rows))
+
+    def record_batch(self, batch: DisclosureBatch) -> None:
+        """Append one row per citizen of `batch` in one transaction: the rows `record` would write for
+        the same disclosures, in one statement (SQLite's JSON functions, built in since 3.38)."""
+        if not batch.citizens:
+            return
+        # The citizens of a batch share a handful of field lists: encode each once, refer to it by index.
+        indexes: dict[tuple[str, ...], int] = {}
+        field_lists: list[str] = []
+        citizens = []
+        for personal_id, fields in batch.citizens:
+            key = tuple(fields)
+            index = indexes.get(key)
+            if index is None:
+                index = indexes[key] = len(field_lists)
+                field_lists.append(json.dumps(list(key)))
+            citizens.append((personal_id, index))
+        at = batch.at.astimezone(UTC).isoformat()
+        shared = (at, batch.agency, batch.purpose, batch.request_id, batch.endpoint)
+        # orjson for the two arrays SQLite reads (a fifth of the time of json.dumps for 1000 pairs); the
+        # stored field lists stay json.dumps's text, as `record` writes them.
+        params = (*shared, orjson.dumps(field_lists).decode(), orjson.dumps(citizens).decode())
+        self._commit(lambda conn: conn.execute(_INSERT_BATCH, params))
+
+    def _commit(self, write: Callable[[sqlite3.Connection], object]) -> None:
+        """`write` on this thread's connection, in a transaction of its own."""
         conn = self.connections.get()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_INSERT, rows)
+            write(conn)
         except BaseException:
             conn.execute("ROLLBACK")
             raise

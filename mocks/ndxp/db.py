@@ -7,30 +7,37 @@ A PostgreSQL implementation can sit behind the same interface (`open_population`
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 from pydantic_core import to_json
 
 from mocks.ndxp.exceptions import DuplicateCitizenError
 from mocks.ndxp.population_file import numbered_citizens, read_population_file
-from mocks.ndxp.sqlite import SqliteConnections, sqlite_path
+from mocks.ndxp.sqlite import CACHE_KIB, SqliteConnections, sqlite_path
 from schemas.citizen import Citizen, mask_id
 
-__all__ = ["PopulationDB", "PopulationStore", "open_population", "read_population_file"]
+__all__ = [
+    "COLUMNS",
+    "CitizenJson",
+    "PopulationDB",
+    "PopulationStore",
+    "open_population",
+    "read_population_file",
+]
 
-_COLUMNS = (
+# The basic fields, in `Citizen`'s field order (a full disclosure's JSON keeps it), then `extra`.
+COLUMNS = (
     "personal_id", "legacy_id", "full_name", "date_of_birth", "gender",
     "birth_province", "permanent_province", "status", "date_of_death",
 )  # fmt: skip
-_SELECT = f"SELECT {', '.join(_COLUMNS)}, extra FROM citizens"  # noqa: S608 - constant column names
 _INSERT = (
-    f"INSERT INTO citizens ({', '.join(_COLUMNS)}, extra) "  # noqa: S608 - constant column names
-    f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})"
+    f"INSERT INTO citizens ({', '.join(COLUMNS)}, extra) "  # noqa: S608 - constant column names
+    f"VALUES ({', '.join('?' * (len(COLUMNS) + 1))})"
 )
 # Civil-status registrations change a citizen in place: the whole row is written again.
 _UPSERT = _INSERT.replace("INSERT INTO", "INSERT OR REPLACE INTO", 1)
@@ -49,9 +56,34 @@ CREATE TABLE IF NOT EXISTS citizens (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS citizens_legacy_id ON citizens (legacy_id) WHERE legacy_id IS NOT NULL;
 """
-_PERSONAL = re.compile(r"[0-9]{12}")  # ASCII digits only: `\d` would take other scripts' digits
-_LEGACY = re.compile(r"[0-9]{9}")
-_CHUNK = 900  # bound variables per look-up query, under SQLite's historical limit of 999
+
+
+def _lookup_sql(columns: str) -> str:
+    """One statement for a whole batch: each ID kind arrives as one JSON array parameter (no bound-variable
+    limit, no chunking), and each row is led by the ID it answers. The planner searches the primary key
+    and the legacy index once per listed ID (`SEARCH citizens USING PRIMARY KEY`)."""
+    return (
+        f"SELECT personal_id, {columns} FROM citizens "  # noqa: S608 - constant column names
+        "WHERE personal_id IN (SELECT value FROM json_each(?1)) "
+        f"UNION ALL SELECT legacy_id, {columns} FROM citizens "
+        "WHERE legacy_id IN (SELECT value FROM json_each(?2))"
+    )
+
+
+_LOOKUP = _lookup_sql(f"{', '.join(COLUMNS)}, extra")
+# A citizen's JSON object as `Citizen.model_dump_json` writes it, written by SQLite: the basic fields in
+# the model's order (SQLite quotes strings as pydantic does; the unit tests compare the two), then the
+# stored extras' members, spliced in as they were written. The basic object ends `…"date_of_death":null}`
+# or `…"date_of_death":"2020-01-01"}`: rtrim takes its one closing brace.
+_BASIC_JSON = "json_object(" + ", ".join(f"'{c}', {c}" for c in COLUMNS) + ")"
+_LOOKUP_JSON = _lookup_sql(
+    "personal_id, extra, CAST(CASE WHEN extra IS NULL OR extra = '{}' "
+    f"THEN {_BASIC_JSON} ELSE rtrim({_BASIC_JSON}, '}}') || ',' || substr(extra, 2) END AS BLOB)"
+)
+
+# A citizen as the batch endpoint reads it: (personal_id, the stored `extra` JSON text or None, the
+# citizen's JSON object as `Citizen.model_dump_json` writes it).
+CitizenJson = tuple[str, str | None, bytes]
 
 
 class PopulationStore(Protocol):
@@ -60,6 +92,7 @@ class PopulationStore(Protocol):
     def load(self, citizens: Iterable[Citizen], batch: int = 10_000) -> int: ...
     def load_file(self, path: Path | str) -> int: ...
     def lookup_many(self, ids: list[str]) -> dict[str, Citizen]: ...
+    def lookup_json(self, ids: Sequence[str]) -> dict[str, CitizenJson]: ...
     def count(self) -> int: ...
     def close(self) -> None: ...
 
@@ -76,15 +109,9 @@ def _row(c: Citizen) -> tuple[Any, ...]:
 
 def _citizen(row: tuple[Any, ...]) -> Citizen:
     fields: dict[str, Any] = json.loads(row[9]) if row[9] else {}
-    fields.update(zip(_COLUMNS, row, strict=False))
+    fields.update(zip(COLUMNS, row, strict=False))
     # Validating the plain row is cheaper than model_construct (pydantic-core parses the ISO dates).
     return Citizen.model_validate(fields)
-
-
-def _in_query(kind: str, column: str, n: int) -> str:
-    """Rows whose `column` is one of n placeholders, led by a literal saying which ID kind they answer."""
-    marks = ",".join("?" * n)
-    return f"SELECT '{kind}', * FROM ({_SELECT} WHERE {column} IN ({marks}))"  # noqa: S608 - no user text
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -101,9 +128,9 @@ class PopulationDB:
         self.connections.get().executescript(_SCHEMA)
 
     @classmethod
-    def create(cls, path: Path | str) -> PopulationDB:
+    def create(cls, path: Path | str, *, checkpoint_every_s: float | None = None) -> PopulationDB:
         """Open the database file at `path`, creating it (and its tables) when absent."""
-        return cls(SqliteConnections(Path(path)))
+        return cls(SqliteConnections(Path(path), checkpoint_every_s=checkpoint_every_s))
 
     @property
     def path(self) -> Path:
@@ -151,7 +178,7 @@ class PopulationDB:
             raise
         finally:
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA cache_size=-2000")
+            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return loaded
 
@@ -179,28 +206,35 @@ class PopulationDB:
     def lookup_many(self, ids: list[str]) -> dict[str, Citizen]:
         """Map each queried ID (12-digit personal or 9-digit legacy) to its citizen; absent IDs are left out.
 
-        IDs of any other shape are ignored. One query per chunk of 900 IDs. Should two citizens share a
-        legacy ID, the one with the smaller personal_id answers (deterministic; the data is at fault).
+        IDs of any other shape are ignored. Should two citizens share a legacy ID, the one with the
+        smaller personal_id answers (deterministic; the data is at fault). One statement for all the IDs.
         """
-        personal = sorted({i for i in ids if _PERSONAL.fullmatch(i)})
-        legacy = sorted({i for i in ids if _LEGACY.fullmatch(i)})
-        conn = self.connections.get()
-        found: dict[str, Citizen] = {}
-        for chunk in _chunks([*(("p", i) for i in personal), *(("l", i) for i in legacy)], _CHUNK):
-            parts, params = [], []
-            for kind, column in (("p", "personal_id"), ("l", "legacy_id")):
-                these = [i for k, i in chunk if k == kind]
-                if these:
-                    parts.append(_in_query(kind, column, len(these)))
-                    params += these
-            for kind, *row in conn.execute(" UNION ALL ".join(parts), params):
-                key = row[0] if kind == "p" else row[1]
-                if kind == "l" and key in found and found[key].personal_id < row[0]:
-                    continue
-                found[key] = _citizen(tuple(row))
+        return {key: _citizen(row) for key, row in self._lookup(_LOOKUP, ids).items()}
+
+    def lookup_json(self, ids: Sequence[str]) -> dict[str, CitizenJson]:
+        """`lookup_many` with each citizen as JSON (`CitizenJson`), not validated again: the rows were
+        validated as citizens when they were loaded or saved, and the batch endpoint answers with this
+        JSON without a model per citizen. One statement for all the IDs."""
+        return self._lookup(_LOOKUP_JSON, ids)
+
+    def _lookup(self, sql: str, ids: Sequence[str]) -> dict[str, Any]:
+        # 12 or 9 ASCII digits (`str.isdigit` alone would take other scripts' digits); written out, not
+        # a function per ID: this runs for every ID of every batch.
+        personal = [i for i in ids if len(i) == 12 and i.isdigit() and i.isascii()]
+        legacy = [i for i in ids if len(i) == 9 and i.isdigit() and i.isascii()]
+        if not personal and not legacy:
+            return {}
+        found: dict[str, Any] = {}
+        # Every row starts (the ID it answers, personal_id, …).
+        params = (orjson.dumps(personal).decode(), orjson.dumps(legacy).decode())
+        for row in self.connections.get().execute(sql, params):
+            key = row[0]
+            if len(key) == 9 and key in found and found[key][0] < row[1]:
+                continue  # a legacy ID two citizens share: the smaller personal_id answers
+            found[key] = row[1:]
         return found
 
 
-def open_population(url: str) -> PopulationDB:
+def open_population(url: str, *, checkpoint_every_s: float | None = None) -> PopulationDB:
     """Open the population store a database URL names (`sqlite:///PATH`; other schemes fail clearly)."""
-    return PopulationDB.create(sqlite_path(url))
+    return PopulationDB.create(sqlite_path(url), checkpoint_every_s=checkpoint_every_s)

@@ -59,7 +59,8 @@ def create_app(settings: NdxpSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            db = await run_in_threadpool(open_population, settings.database_url)
+            # Checkpoints on a thread of their own: no request waits for one (mocks/ndxp/sqlite.py).
+            db = await run_in_threadpool(open_population, settings.database_url, checkpoint_every_s=0.25)
         except Exception as exc:
             app.state.startup_error = exc  # NdxpServer reports it; uvicorn only logs it
             raise

@@ -12,6 +12,7 @@ from pydantic_core import to_json
 
 from mocks.ndxp import disclosure
 from mocks.ndxp.api.routes.params import PersonalIdParam, PurposeParam
+from mocks.ndxp.batch import answer_batch
 from mocks.ndxp.deps import AgencyDep, AuditDep, RequestIdDep, StoreDep
 from mocks.ndxp.models import (
     BatchPublic,
@@ -103,19 +104,16 @@ async def verify_batch(
     the others. Audited: one entry per distinct citizen found, with the fields shown.
     """
     fields = disclosure.FieldFilter(agency.scopes)
-
-    def answer() -> bytes:
-        found = disclosure.lookup_and_audit(
-            store,
-            audit,
-            disclosure.queryable(query.ids),
-            agency=agency.agency,
-            purpose=query.purpose,
-            request_id=request_id,
-            endpoint="citizens.verify_batch",
-            disclosed=fields.disclosed,
-        )
-        return disclosure.batch_json(query.ids, found, fields)
-
-    # The JSON is built in the worker thread too: 1000 citizens' serialisation stays off the event loop.
-    return Response(await run_in_threadpool(answer), media_type=_JSON)
+    # The JSON is built in the worker thread too: 1000 citizens' encoding stays off the event loop.
+    body = await run_in_threadpool(
+        answer_batch,
+        store,
+        audit,
+        query.ids,
+        fields,
+        agency=agency.agency,
+        purpose=query.purpose,
+        request_id=request_id,
+        endpoint="citizens.verify_batch",
+    )
+    return Response(body, media_type=_JSON)
