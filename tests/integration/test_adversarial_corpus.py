@@ -10,6 +10,7 @@ or the summary (issue "No input and no fault stops a run": the PII scan).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -17,16 +18,14 @@ import threading
 from pathlib import Path
 
 import httpx
-
 import pytest
+from prometheus_client import generate_latest
 from rich.console import Console
 from simulate_oracle import assert_matches_oracle, assert_no_personal_data, expected_outcomes, read_results
 
 from connectors.adversarial import adversarial_lines, write_corpus
 from connectors.generate import GenerateSpec, generate_records
 from mocks.ndxp.population import generate_population, write_population
-from prometheus_client import generate_latest
-
 from popsync.simulate import Run, RunOptions, run_scenario
 
 pytestmark = pytest.mark.integration
@@ -96,10 +95,10 @@ def test_an_adversarial_corpus_ends_with_every_line_accounted_for(
             urls["ndxp"] = f"{run.ndxp_url}/metrics"
             while not stop.wait(0.5):
                 for name, url in urls.items():
-                    try:
+                    with contextlib.suppress(
+                        httpx.HTTPError
+                    ):  # a worker restarting: the next reading will do
                         scrapes[name] = httpx.get(url, timeout=5).text
-                    except httpx.HTTPError:
-                        pass  # a worker restarting: the next reading will do
                 scrapes["connector"] = generate_latest(run.connector_metrics.registry).decode()
                 if run.lag_monitor is not None:
                     scrapes["lag"] = generate_latest(run.lag_monitor.registry).decode()
