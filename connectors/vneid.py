@@ -1,50 +1,84 @@
-"""The VNeID event connector: drains the accounts' outbox to Kafka with kafka-python.
+"""The VNeID event connector: drains the accounts' outbox to Kafka with kafka-python, in envelopes.
 
-Each event is keyed by the personal ID (one citizen's events stay in order in one partition) and marked
-sent in the outbox only after the broker confirmed it (acks=all, idempotent producer). A crash between
-the broker's confirmation and the outbox update re-sends those events on restart: delivery is at least
-once, and consumers deduplicate on `event_id`. The outbox itself never loses or repeats an event.
+Events go out in envelopes (README "Envelopes and digests"): per partition of the events topic (the one
+Kafka's default partitioner gives the personal ID, so one citizen's events meet in one partition whether
+they travel in an envelope or alone), up to `ENVELOPE_EVENTS` events or `ENVELOPE_BYTES`, their JSON lines
+joined by `\\n` in outbox order. Headers: `popsync-envelope` = the number of events, `popsync-event-ids` =
+their event IDs, comma-separated. The workers pay faust's per-message cost once per envelope, not per event.
+
+An event is marked sent in the outbox only after the broker confirmed its envelope (acks=all, idempotent
+producer), and only in outbox order: a failure leaves the first unconfirmed event and every later one
+pending. A crash between the broker's confirmation and the outbox update re-sends those events on restart:
+delivery is at least once, and consumers deduplicate on `event_id`. The outbox never loses or repeats one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.partitioner.default import murmur2
 
 from connectors.exceptions import DeliveryError
 from mocks.vneid.logs import install_log_filters
 from mocks.vneid.outbox import AccountEvent, Outbox
 from streams.kafka_security import get_kafka_security
+from streams.messages import HEADER_ENVELOPE, dumps, envelope_value
 
-__all__ = ["DrainReport", "VneidEventConnector"]
+__all__ = [
+    "ENVELOPE_BYTES",
+    "ENVELOPE_EVENTS",
+    "HEADER_EVENT_ID",
+    "HEADER_EVENT_IDS",
+    "DrainReport",
+    "VneidEventConnector",
+    "event_line",
+]
 
 # Logs carry counts only; the masking filter (mocks.vneid.logs) is the second line of defence.
 log = logging.getLogger(__name__)
 
-HEADER_EVENT_ID = "event-id"
+HEADER_EVENT_ID = "event-id"  # a message holding one event (another producer's), keyed by personal ID
+HEADER_EVENT_IDS = "popsync-event-ids"  # an envelope's events, comma-separated, in order
+# An event line is ~250 bytes: 1,000 of them stay well under kafka-python's 1 MiB request limit, with
+# their event IDs (33 bytes each) in a header.
+ENVELOPE_EVENTS = 1000
+ENVELOPE_BYTES = 256 * 1024
 
 
 @dataclass
 class DrainReport:
-    """What one `drain` did: events confirmed by the broker and marked sent, in how many batches."""
+    """What one `drain` did: events confirmed by the broker and marked sent, in how many batches and
+    envelopes (messages)."""
 
     published: int = 0
     batches: int = 0
+    envelopes: int = 0
 
 
-def _message(event: AccountEvent) -> bytes:
-    return json.dumps(event.to_message(), ensure_ascii=False, separators=(",", ":")).encode()
+@dataclass
+class _Envelope:
+    """Events leaving together for one partition, in outbox order."""
+
+    partition: int
+    lines: list[bytes] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    size: int = 0
+
+
+def event_line(event: AccountEvent) -> bytes:
+    """An event's JSON (one line: compact JSON escapes every line break inside a string)."""
+    return dumps(event.to_message())
 
 
 class VneidEventConnector:
-    """Publishes the account events of a VNeID outbox to `topic`, each once the broker confirms it."""
+    """Publishes the account events of a VNeID outbox to `topic` in envelopes, each once the broker
+    confirms it."""
 
     def __init__(
         self,
@@ -91,10 +125,11 @@ class VneidEventConnector:
         """
         report = DrainReport()
         while batch := self.outbox.pending(self.batch_size):
-            confirmed, failure = self._publish(batch)
+            confirmed, envelopes, failure = self._publish(batch)
             self.outbox.mark_sent([e.event_id for e in confirmed])
             report.published += len(confirmed)
             report.batches += 1
+            report.envelopes += envelopes
             if failure is not None:
                 raise DeliveryError(
                     f"{len(batch) - len(confirmed)} account events were not confirmed by the broker on topic "
@@ -102,33 +137,94 @@ class VneidEventConnector:
                     f"for the next drain. First failure: {failure}"
                 )
         if report.published:
-            log.info("published %d VNeID account events to %s", report.published, self.topic)
+            log.info(
+                "published %d VNeID account events to %s in %d envelopes",
+                report.published,
+                self.topic,
+                report.envelopes,
+            )
         return report
 
-    def _publish(self, batch: list[AccountEvent]) -> tuple[list[AccountEvent], str | None]:
-        """Send a batch, wait for the broker; the confirmed prefix and the first failure (if any)."""
-        futures: list[Any] = []
+    def _partitions(self) -> list[int]:
+        # Asked once a batch (the producer's metadata answers from its cache), so a topic given more
+        # partitions is followed as Kafka's own partitioner would follow it.
+        try:
+            partitions = self._producer.partitions_for(self.topic)
+        except KafkaError as exc:  # the topic's metadata did not come within max_block_ms
+            raise DeliveryError(
+                f"no partitions of topic {self.topic!r} from the broker ({exc!r}); every event stays pending"
+            ) from exc
+        if not partitions:
+            raise DeliveryError(f"topic {self.topic!r} has no partitions the producer knows of")
+        return sorted(partitions)
+
+    def _envelopes(self, batch: list[AccountEvent]) -> tuple[list[_Envelope], list[int]]:
+        """The batch in envelopes, in the order they close; and each event's envelope (by index)."""
+        partitions = self._partitions()
+        count = len(partitions)
+        cache: dict[str, int] = {}  # murmur2 is pure Python: once per citizen and batch
+        open_: dict[int, int] = {}  # partition -> index of its open envelope
+        envelopes: list[_Envelope] = []
+        owner: list[int] = []
         for event in batch:
+            pid = event.personal_id
+            partition = cache.get(pid)
+            if partition is None:
+                partition = cache[pid] = partitions[(murmur2(pid.encode()) & 0x7FFFFFFF) % count]
+            line = event_line(event)
+            index = open_.get(partition, -1)
+            if index < 0 or (
+                len(envelopes[index].lines) >= ENVELOPE_EVENTS
+                or envelopes[index].size + len(line) > ENVELOPE_BYTES
+            ):
+                index = open_[partition] = len(envelopes)
+                envelopes.append(_Envelope(partition))
+            envelope = envelopes[index]
+            envelope.lines.append(line)
+            envelope.ids.append(event.event_id)
+            envelope.size += len(line) + 1
+            owner.append(index)
+        return envelopes, owner
+
+    def _publish(self, batch: list[AccountEvent]) -> tuple[list[AccountEvent], int, str | None]:
+        """Send a batch in envelopes, wait for the broker; the confirmed prefix (in outbox order), the
+        envelopes sent, and the first failure (if any)."""
+        envelopes, owner = self._envelopes(batch)
+        futures: list[Any] = []
+        # Sent per partition in outbox order (envelopes are numbered in the order they opened), so one
+        # citizen's events keep their order on the topic.
+        for envelope in envelopes:
+            headers = [
+                (HEADER_ENVELOPE, str(len(envelope.lines)).encode()),
+                (HEADER_EVENT_IDS, ",".join(envelope.ids).encode()),
+            ]
             futures.append(
                 self._producer.send(
                     self.topic,
-                    key=event.personal_id.encode(),
-                    value=_message(event),
-                    headers=[(HEADER_EVENT_ID, event.event_id.encode())],
+                    value=envelope_value(envelope.lines),
+                    partition=envelope.partition,
+                    headers=headers,
                 )
             )
         # A flush that times out is not the verdict: each future below says what the broker confirmed.
         with contextlib.suppress(KafkaError):
             self._producer.flush(timeout=self.send_timeout_s)
-        confirmed: list[AccountEvent] = []
-        for event, future in zip(batch, futures, strict=True):
+        failure: str | None = None
+        ok: list[bool] = []
+        for future in futures:
             try:
                 future.get(timeout=self.send_timeout_s)
+                ok.append(True)
             except KafkaError as exc:
                 # The error names the broker's reason, never the message's key or value.
-                return confirmed, str(exc) or type(exc).__name__
+                failure = failure or str(exc) or type(exc).__name__
+                ok.append(False)
+        confirmed: list[AccountEvent] = []
+        for event, index in zip(batch, owner, strict=True):
+            if not ok[index]:
+                break
             confirmed.append(event)
-        return confirmed, None
+        return confirmed, len(envelopes), failure
 
     def run(self, stop: threading.Event, interval_s: float = 0.5) -> None:
         """Drain, then wait `interval_s` (or until `stop` is set), until `stop` is set; broker failures are

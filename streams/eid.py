@@ -8,37 +8,58 @@ the table after every recovery).
 
 An event changes the stored state only when it is newer than the event that made it, by `(at, event_id)`:
 the same event again (a replay) and any older event (a replay of an earlier change, or one arriving out of
-order) are dropped. One citizen's events are keyed by the personal ID, so they reach one partition in the
-order they happened; the version check is what makes a replayed *earlier* event harmless, where comparing
-statuses would not be (lock → unlock → lock repeats a `from`/`to` pair).
+order) leave the state as it is. One citizen's events are keyed by the personal ID, so they reach one
+partition in the order they happened; the version check is what makes a replayed *earlier* event harmless,
+where comparing statuses would not be (lock → unlock → lock repeats a `from`/`to` pair).
 
-Each table value also counts the events that built it, so the sum over the table is the number of distinct
-events absorbed: a reader knows the counts are complete when that sum reaches the number of events sent.
+Each account's state also holds a fingerprint of every event absorbed into it (8 bytes of BLAKE2b of the
+event ID), so the number of distinct events absorbed is exact whatever order they come in: a replay is
+dropped, and an older event seen for the first time (faust can deliver a partition's message after a later
+one around a rebalance: a fetch dropped while a later one was not) is counted without changing the state.
+Summed over the accounts, a reader knows the counts are complete when that sum reaches the number of events
+sent.
+
+Events arrive in envelopes (`connectors.vneid`: many events of one partition a message, their lines joined
+by `\\n`, header `popsync-envelope` = their number) or one a message (another producer's, keyed by the
+personal ID); faust's per-message cost is paid per envelope. The state is written the same way, per batch:
+faust writes one changelog message per table write, so the table holds one entry per batch and partition
+(`partition:offset:n` → the accounts that batch changed, as one JSON string; split beyond
+`ENTRY_ACCOUNTS`), and the accounts' index is derived from the entries, rebuilt after every recovery: each
+account at its newest version, with the union of the fingerprints of every entry naming it, so the order
+the entries come back in does not matter.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import hashlib
 import logging
+import sys
+import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
+import orjson
+from faust.types import TP
 
 from streams.config import StreamsSettings
-from streams.messages import dumps, now_ms
+from streams.gaps import Frontier, GapReadTimeout, Raw, read_range, track_seeks
+from streams.messages import HEADER_ENVELOPE, dumps, envelope_lines, int_header, now_ms
 from streams.rewind import rewind_on_assignment
 from streams.topics import TOPIC_CONFIGS, TopicNames
 
 __all__ = [
+    "ENTRY_ACCOUNTS",
     "AccountEventIn",
     "EidCounter",
     "EidCounts",
     "attach_eid",
     "eid_label",
+    "envelope_events",
     "latest_partitions",
     "parse_event",
     "sum_snapshots",
@@ -48,8 +69,15 @@ log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-# Positions in a table value: a JSON list, so the changelog holds it as it is.
-_PROVINCE, _LEVEL, _STATUS, _AT, _EVENT_ID, _EVENTS, _PARTITION = range(7)
+# Positions in an account's state (the index's values; a table entry's rows put the personal ID first,
+# leave the partition to the entry's key and write the fingerprints in hex).
+_PROVINCE, _LEVEL, _STATUS, _AT, _EVENT_ID, _EVENTS, _PARTITION, _SEEN = range(8)
+_FINGERPRINT = 8  # bytes: a collision between two events of one account is ~1 in 10^19
+# Accounts per table entry: an entry (one changelog message, ~90 bytes an account) stays far below the
+# topics' 4 MiB message limit however large a batch is.
+ENTRY_ACCOUNTS = 20_000
+# Messages (envelopes of up to 1,000 events, or single events) per batch of the agent.
+BATCH_MESSAGES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +101,11 @@ class AccountEventIn:
 
 
 def parse_event(value: bytes | None, key: bytes | None = None) -> AccountEventIn:
-    """Read one message of the e-ID events topic; ValueError saying what is wrong (never the ID itself)."""
+    """Read one event (an envelope's line, or a message of its own); ValueError saying what is wrong (never
+    the ID itself). The personal ID is the message key's, else the event's own field."""
     try:
-        body = json.loads(value or b"")
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ValueError("not a JSON object")
@@ -106,8 +135,30 @@ def parse_event(value: bytes | None, key: bytes | None = None) -> AccountEventIn
     )
 
 
-def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+def envelope_events(
+    key: bytes | None, value: bytes | None, headers: Any = None
+) -> list[tuple[bytes | None, bytes | None]]:
+    """The events one message carries, as (key, value): an envelope's lines (each names its own citizen),
+    else the message itself. An envelope whose line count disagrees with its header is one value (which
+    `parse_event` then rejects): never read as fewer or more events than it holds."""
+    count = int_header(_envelope_header(headers), HEADER_ENVELOPE, 0)
+    if count > 0 and value:
+        lines = envelope_lines(value, count) if count > 1 else [value]
+        if len(lines) == count:
+            return [(None, line) for line in lines]
+    return [(key, value)]
+
+
+def _envelope_header(headers: Any) -> dict[str, str]:
+    """Only the `popsync-envelope` header, decoded: an envelope's event IDs need not be."""
+    if not headers:
+        return {}
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for name, raw in items:
+        if name == HEADER_ENVELOPE:
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else str(raw)
+            return {name: text}
+    return {}
 
 
 def eid_label(province: str, level: int, status: str) -> str:
@@ -119,46 +170,96 @@ def _label(value: Sequence[Any]) -> str:
     return eid_label(value[_PROVINCE], value[_LEVEL], value[_STATUS])
 
 
-class EidCounts:
-    """The pure part: the table of latest account states (any mutable mapping) and the counts derived.
+def _fingerprint(event_id: str) -> bytes:
+    return hashlib.blake2b(event_id.encode(), digest_size=_FINGERPRINT).digest()
 
-    `store` maps personal ID → `[province, level, status, at_us, event_id, events, partition]`.
+
+def _holds(seen: bytes, fingerprint: bytes) -> bool:
+    """Whether `seen` (fingerprints end to end) holds `fingerprint` at a fingerprint's boundary."""
+    at = seen.find(fingerprint)
+    while at >= 0:
+        if at % _FINGERPRINT == 0:
+            return True
+        at = seen.find(fingerprint, at + 1)
+    return False
+
+
+def _union(seen: bytes | None, more: bytes | None) -> bytes | None:
+    """Fingerprints of both (None, an account of the table before fingerprints, stays None)."""
+    if seen is None or more is None:
+        return None
+    if more == seen:
+        return seen
+    for at in range(0, len(more), _FINGERPRINT):
+        fingerprint = more[at : at + _FINGERPRINT]
+        if not _holds(seen, fingerprint):
+            seen += fingerprint
+    return seen
+
+
+class EidCounts:
+    """The pure part: the table's entries (any mutable mapping), the accounts' latest states derived from
+    them (`index`), and the counts derived from those.
+
+    `entries` maps `partition:offset:n` → a JSON string `[[personal ID, province, level, status, at_us,
+    event_id, events, fingerprints (hex)], …]`: the accounts one batch changed in one partition. `index`
+    maps personal ID → `[province, level, status, at_us, event_id, events, partition, fingerprints]`.
     """
 
-    def __init__(self, store: MutableMapping[str, list[Any]]) -> None:
-        self.store = store
+    def __init__(self, entries: MutableMapping[str, Any] | None = None) -> None:
+        self.entries: MutableMapping[str, Any] = {} if entries is None else entries
+        self.index: dict[str, list[Any]] = {}
         self.counts: defaultdict[int, Counter[str]] = defaultdict(Counter)
         self.events: Counter[int] = Counter()  # distinct events absorbed, per partition
         # Since this process started; informational (a replay after a restart is dropped, and counted, again).
         self.dropped: Counter[str] = Counter()
+        self.late = 0  # older events counted after a newer one had set the state (informational)
 
     def absorb(self, key: str, event: AccountEventIn, partition: int) -> list[Any] | None:
-        """Apply one event; the account's new value, or None when the event is dropped."""
-        previous = self.store.get(key)
+        """Apply one event; the account's new state, or None when the event is dropped (a replay)."""
+        fingerprint = _fingerprint(event.event_id)
+        previous = self.index.get(key)
+        version = (event.at_us, event.event_id)
         if previous is not None:
+            seen = previous[_SEEN]
             stored = (previous[_AT], previous[_EVENT_ID])
-            version = (event.at_us, event.event_id)
-            if version <= stored:
-                self.dropped["duplicate" if version == stored else "out_of_date"] += 1
+            if seen is None:  # an account of the table before fingerprints: the version alone decides
+                if version <= stored:
+                    self.dropped["duplicate" if version == stored else "out_of_date"] += 1
+                    return None
+            elif _holds(seen, fingerprint):
+                self.dropped["duplicate"] += 1
                 return None
             old_partition = previous[_PARTITION]
             self.counts[old_partition][_label(previous)] -= 1
             self.events[old_partition] -= previous[_EVENTS]
             events = previous[_EVENTS] + 1
+            seen = None if seen is None else seen + fingerprint
+            if version < stored:  # new to this account, but older than its state: counted, state kept
+                self.late += 1
+                value = [*previous[:_EVENTS], events, old_partition, seen]
+                return self._set(key, value)
         else:
-            events = 1
-        value = [event.province, event.level, event.status, event.at_us, event.event_id, events, partition]
-        self.store[key] = value
+            events, seen = 1, fingerprint
+        # Interned: a million accounts share a handful of provinces and statuses.
+        province, status = sys.intern(event.province), sys.intern(event.status)
+        return self._set(
+            key, [province, event.level, status, event.at_us, event.event_id, events, partition, seen]
+        )
+
+    def _set(self, key: str, value: list[Any]) -> list[Any]:
+        self.index[key] = value
+        partition = value[_PARTITION]
         self.counts[partition][_label(value)] += 1
-        self.events[partition] += events
+        self.events[partition] += value[_EVENTS]
         return value
 
     def absorb_messages(
         self, messages: Iterable[tuple[bytes | None, bytes | None, int]]
     ) -> dict[str, list[Any]]:
-        """Apply a batch of (key, value, partition) messages; the changed accounts' final values.
+        """Apply a batch of (key, value, partition) events; the changed accounts' final states.
 
-        An account changed several times in one batch is returned once, so its changelog is written once.
+        An account changed several times in one batch is returned once, so it is written once.
         """
         changed: dict[str, list[Any]] = {}
         for key, raw, partition in messages:
@@ -173,14 +274,79 @@ class EidCounts:
                 changed[event.personal_id] = value
         return changed
 
+    def record(
+        self, changed: Mapping[str, list[Any]], offsets: Mapping[int, int]
+    ) -> list[tuple[int, str, str]]:
+        """Store a batch's changed accounts as table entries; the (partition, key, value) written.
+
+        One entry per partition (more beyond `ENTRY_ACCOUNTS`), named by the partition and the offset of
+        the batch's last message there (`offsets`): a replayed batch that changes nothing writes nothing,
+        and one that does names an entry of its own or the same accounts again.
+        """
+        rows: dict[int, list[list[Any]]] = {}
+        for personal_id, value in changed.items():
+            seen = value[_SEEN]
+            row = [personal_id, *value[:_PARTITION], None if seen is None else seen.hex()]
+            rows.setdefault(value[_PARTITION], []).append(row)
+        written: list[tuple[int, str, str]] = []
+        for partition, accounts in rows.items():
+            for n, at in enumerate(range(0, len(accounts), ENTRY_ACCOUNTS)):
+                key = f"{partition}:{offsets[partition]}:{n}"
+                entry = orjson.dumps(accounts[at : at + ENTRY_ACCOUNTS]).decode()
+                self.entries[key] = entry
+                written.append((partition, key, entry))
+        return written
+
     def rebuild(self) -> None:
-        """Derive the counts again from the table (after a recovery filled it from its changelog)."""
+        """Derive the index and the counts again from the entries (after a recovery filled them from the
+        changelog): each account at its newest version, with the union of its fingerprints, whatever order
+        the entries are in."""
+        index: dict[str, list[Any]] = {}
+        intern = sys.intern
+        for key, entry in _raw_items(self.entries):
+            if isinstance(entry, list):
+                # The table as it was before envelopes: one entry per account, keyed by its personal ID.
+                rows: Iterable[Sequence[Any]] = [[key, *entry[:_PARTITION], None]]
+                partition = int(entry[_PARTITION])
+            else:
+                rows = orjson.loads(entry)
+                partition = int(str(key).split(":", 1)[0])
+            for personal_id, province, level, status, at_us, event_id, events, hexed in rows:
+                seen = None if hexed is None else bytes.fromhex(hexed)
+                previous = index.get(personal_id)
+                if previous is None:
+                    state = [
+                        intern(province),
+                        level,
+                        intern(status),
+                        at_us,
+                        event_id,
+                        events,
+                        partition,
+                        seen,
+                    ]
+                    index[personal_id] = state
+                    continue
+                seen = _union(previous[_SEEN], seen)
+                if (at_us, event_id) > (previous[_AT], previous[_EVENT_ID]):
+                    previous[:_SEEN] = [
+                        intern(province),
+                        level,
+                        intern(status),
+                        at_us,
+                        event_id,
+                        events,
+                        partition,
+                    ]
+                previous[_SEEN] = seen
+                if seen is not None:
+                    previous[_EVENTS] = len(seen) // _FINGERPRINT
         counts: defaultdict[int, Counter[str]] = defaultdict(Counter)
-        events: Counter[int] = Counter()
-        for value in self.store.values():
+        totals: Counter[int] = Counter()
+        for value in index.values():
             counts[value[_PARTITION]][_label(value)] += 1
-            events[value[_PARTITION]] += value[_EVENTS]
-        self.counts, self.events = counts, events
+            totals[value[_PARTITION]] += value[_EVENTS]
+        self.index, self.counts, self.events = index, counts, totals
 
     def snapshot_body(self, worker_id: str, partitions: Iterable[int]) -> dict[str, Any]:
         """The progress message: per owned partition, its distinct events and its non-zero counts."""
@@ -195,44 +361,125 @@ class EidCounts:
                 for p in partitions
             },
             "dropped": dict(self.dropped),
+            "late": self.late,
         }
 
 
-class EidCounter:
-    """The faust side: feeds batches to `EidCounts`, writes the changelog, publishes snapshots."""
+def _raw_items(entries: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """A mapping's items; for a faust memory store, those of the plain dict behind it (the `Mapping`
+    machinery costs more than reading them)."""
+    inner = getattr(entries, "data", entries)
+    return list(inner.items()) if isinstance(inner, Mapping) else list(entries.items())
 
-    def __init__(self, app: faust.App, topics: TopicNames, table: Any, worker_id: str) -> None:
+
+# Reads the messages of an events partition at offsets [start, end) directly (streams.gaps.read_range).
+ReadRange = Callable[[int, int, int], Awaitable[list[Raw]]]
+# A partition whose frontier has not moved for this long while its end is beyond it has stalled.
+STALL_S = 5.0
+
+
+class EidCounter:
+    """The faust side: unpacks envelopes, feeds batches to `EidCounts`, writes the table entries to the
+    changelog, reads back what faust did not deliver (`streams.gaps`), publishes snapshots."""
+
+    def __init__(
+        self, app: faust.App, topics: TopicNames, table: Any, worker_id: str, read_range: ReadRange
+    ) -> None:
         self.app = app
         self.topics = topics
-        self.table = table  # faust Table: personal ID -> value (see EidCounts)
+        self.table = table  # faust Table: `partition:offset:n` -> JSON string of accounts (see EidCounts)
         self.worker_id = worker_id
         self.state = EidCounts(table.data)
         self.owned: frozenset[int] = frozenset()
         self.changelog = table.changelog_topic.get_topic_name()
+        self.frontier = Frontier(topics.eid_events)
+        self.read_range = read_range
 
     async def process(self, events: Sequence[faust.types.EventT[Any]]) -> None:
-        changed = self.state.absorb_messages(
-            (e.message.key, e.message.value, e.message.partition) for e in events
-        )
+        offsets: dict[int, int] = {}  # partition -> offset of the batch's last message there
+        delivered: dict[int, list[int]] = {}
+        messages: list[tuple[bytes | None, bytes | None, int]] = []
+        for event in events:
+            message = event.message
+            partition = message.partition
+            offsets[partition] = message.offset
+            delivered.setdefault(partition, []).append(message.offset)
+            for key, value in envelope_events(message.key, message.value, message.headers):
+                messages.append((key, value, partition))
+        for partition, seen in delivered.items():
+            for start, end in self.frontier.holes(partition, seen):
+                # Absorbed with this batch, before its offsets are acknowledged (faust commits past them).
+                messages += await self._read_back(partition, start, end)
+        await self._write(self.state.absorb_messages(messages), offsets)
+
+    async def _write(self, changed: Mapping[str, list[Any]], offsets: Mapping[int, int]) -> None:
         # Straight to the producer, not through `table.send_changelog`: that one queues each message in
-        # faust's producer buffer, which the stream then drains one message per event-loop round trip
-        # ("producer buffer full"), the slowest part of a worker here. Before committing offsets faust
-        # flushes the producer, so the changelog is still written before the offsets that depend on it.
-        # The bytes are what the table's JSON serializers write, so recovery reads them back as usual.
+        # faust's producer buffer, which the stream then drains one message per event-loop round trip.
+        # Before committing offsets faust flushes the producer, so the changelog is still written before
+        # the offsets that depend on it. The bytes are what the table's JSON serializers write (a JSON
+        # string), so recovery reads them back as usual.
         send = self.app.producer.send
-        for key, value in changed.items():
-            partition = value[_PARTITION]
-            await send(self.changelog, _json(key), _json(value), partition, None, None)
+        for partition, name, entry in self.state.record(changed, offsets):
+            await send(self.changelog, orjson.dumps(name), orjson.dumps(entry), partition, None, None)
+
+    async def _read_back(
+        self, partition: int, start: int, end: int
+    ) -> list[tuple[bytes | None, bytes | None, int]]:
+        """The events at offsets [start, end) of `partition`, read directly (until the broker answers)."""
+        log.warning(
+            "e-ID events partition %d: offsets %d-%d were not delivered by faust; reading them back",
+            partition,
+            start,
+            end - 1,
+        )
+        while True:
+            try:
+                raws = await self.read_range(partition, start, end)
+                break
+            except GapReadTimeout as exc:
+                log.warning("%s; trying again", exc)
+                await asyncio.sleep(1.0)
+        return [
+            (k, v, partition) for key, value, headers in raws for k, v in envelope_events(key, value, headers)
+        ]
+
+    async def catch_up(self) -> None:
+        """Read back the rest of an owned partition that stalled below its end, and send faust's consumer
+        back to where it stalled, so that it delivers and commits from there again (replays)."""
+        now = time.monotonic()
+        quiet = [
+            p
+            for p in sorted(self.owned)
+            if p in self.frontier.moved and now - self.frontier.moved[p] >= STALL_S
+        ]
+        if not quiet:
+            return
+        ends = await self.app.consumer.highwaters(*(TP(self.topics.eid_events, p) for p in quiet))
+        for tp, end in ends.items():
+            partition = tp.partition
+            if partition not in self.owned or not self.frontier.stalled(partition, end, STALL_S):
+                continue
+            start = self.frontier.next[partition]
+            messages = await self._read_back(partition, start, end)
+            self.frontier.advance(partition, end)
+            await self._write(self.state.absorb_messages(messages), {partition: end - 1})
+            await self.app.consumer.seek(tp, start)
 
     async def rebuild(self) -> None:
         # After a recovery the table may hold accounts of partitions now owned by others; they are counted
         # under their own partition and left out of snapshots, which report owned partitions only.
         self.state.rebuild()
         self.owned = frozenset(self.active_partitions())
-        log.info("e-ID counts rebuilt from %d accounts", len(self.state.store))
+        log.info(
+            "e-ID counts rebuilt from %d table entries: %d accounts",
+            len(self.state.entries),
+            len(self.state.index),
+        )
 
     def forget(self, partitions: Iterable[int]) -> None:
-        self.owned = self.owned.difference(partitions)
+        revoked = list(partitions)
+        self.owned = self.owned.difference(revoked)
+        self.frontier.forget(revoked)
 
     def active_partitions(self) -> list[int]:
         return sorted(
@@ -268,7 +515,14 @@ class EidCounter:
 def attach_eid(app: faust.App, topics: TopicNames, settings: StreamsSettings) -> EidCounter:
     """Add the e-ID table, agent and snapshot timer to a worker's app; returns the counter (for metrics)."""
     table = app.Table("eid-accounts", partitions=settings.partitions, extra_topic_configs=TOPIC_CONFIGS)
-    counter = EidCounter(app, topics, table, settings.worker_id)
+
+    async def read_back(partition: int, start: int, end: int) -> list[Raw]:
+        bootstrap, security = settings.bootstrap_servers, settings.kafka
+        return await asyncio.to_thread(
+            read_range, bootstrap, security, topics.eid_events, partition, start, end
+        )
+
+    counter = EidCounter(app, topics, table, settings.worker_id, read_back)
     table.on_recover(counter.rebuild)
 
     async def forget_revoked(_app: Any, /, *args: Any, **_: Any) -> None:
@@ -278,14 +532,16 @@ def attach_eid(app: faust.App, topics: TopicNames, settings: StreamsSettings) ->
     app.on_partitions_revoked.connect(forget_revoked)
 
     rewind_on_assignment(app, [topics.eid_events])
+    track_seeks(app, counter.frontier)
     source = app.topic(topics.eid_events, partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
     async def count_eid(stream: Any) -> None:
-        async for events in stream.take_events(5000, within=0.2):
+        async for events in stream.take_events(BATCH_MESSAGES, within=0.2):
             await counter.process(events)
 
     app.agent(source, name="count-eid")(count_eid)
     app.timer(settings.progress_interval_s, name="eid-snapshot")(counter.snapshot)
+    app.timer(STALL_S, name="eid-catch-up")(counter.catch_up)
     return counter
 
 

@@ -10,13 +10,20 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 from rich.console import Console
 from rich.progress import Progress
 
+from connectors.vneid import HEADER_EVENT_ID, VneidEventConnector, event_line
+from mocks.vneid.accounts import AccountsDB
+from mocks.vneid.lifecycle import Action
+from mocks.vneid.matching import Applicant
+from popsync import eid_run, eid_writer
 from popsync.eid_run import EidOutcome, EidProgressReader, eid_expectations, run_eid
 from popsync.population import scenario_population
 from popsync.report import eid_report_line
@@ -191,10 +198,37 @@ def test_eid_figures_are_exact_end_to_end(
 
 
 @pytest.mark.slow
+def pace_writes(monkeypatch: pytest.MonkeyPatch, events_per_s: float, batch: int = 500) -> None:
+    """Write the stage's outbox `batch` events at a time, at `events_per_s`: with envelopes the workers
+    count the whole scenario within seconds, so a kill must meet events that are still arriving."""
+    monkeypatch.setattr(eid_writer, "WRITE_BATCH", batch)
+    write_timeline = eid_run.write_timeline
+
+    def paced(
+        db: Any, plans: Any, people: Any, seed: int, as_of: Any, after_batch: Callable[[int], None]
+    ) -> int:
+        started = time.monotonic()
+
+        def after(written: int) -> None:
+            after_batch(written)
+            ahead = written / events_per_s - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)  # pacing the source, not waiting for a condition
+
+        return write_timeline(db, plans, people, seed, as_of, after)
+
+    monkeypatch.setattr(eid_run, "write_timeline", paced)
+
+
 def test_a_worker_killed_mid_stream_still_counts_exactly(
-    kafka_bootstrap: str, scenario: Scenario, run_parts: tuple[TopicNames, Workers], tmp_path: Path
+    kafka_bootstrap: str,
+    scenario: Scenario,
+    run_parts: tuple[TopicNames, Workers],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     topics, workers = run_parts
+    pace_writes(monkeypatch, events_per_s=4000)  # ~9 s for the scenario's 35,680 events
     workers.start(1)
     workers.start(2)  # a second worker: the kill and the restart each move partitions between them
     events: list[str] = []
@@ -220,3 +254,40 @@ def test_a_worker_killed_mid_stream_still_counts_exactly(
     assert events[-1:] == ["restarted"], events
     assert int(events[0].split()[-1]) < outcome.events, "the worker was killed before the end"
     check(outcome, scenario, tmp_path / "run")
+
+
+def test_single_event_messages_of_another_producer_count_with_the_envelopes(
+    kafka_bootstrap: str, run_parts: tuple[TopicNames, Workers], tmp_path: Path
+) -> None:
+    topics, workers = run_parts
+    workers.start(1)
+    db = AccountsDB.create(tmp_path / "vneid.sqlite3")
+    pids = [f"00809{n:07d}" for n in range(40)]
+    try:
+        for n, pid in enumerate(pids):
+            db.apply(Applicant(pid, f"Người {n}", date(1990, 1, 1), "male"), "008", 1)
+        with VneidEventConnector(kafka_bootstrap, topics.eid_events, db.outbox) as connector:
+            assert connector.drain().envelopes < len(pids)  # the applications travel in envelopes
+        # Another producer sends every other citizen's approval as a message of its own, keyed by the ID.
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+        try:
+            for pid in pids[::2]:
+                db.change(pid, Action.APPROVE)
+                event = db.outbox.events(pid)[-1]
+                headers = [(HEADER_EVENT_ID, event.event_id.encode())]
+                producer.send(topics.eid_events, key=pid.encode(), value=event_line(event), headers=headers)
+            producer.flush()
+        finally:
+            producer.close()
+    finally:
+        db.close()
+    reader = EidProgressReader(kafka_bootstrap, topics).start()
+    try:
+        deadline = time.monotonic() + 120
+        while reader.totals()[0] < 60:
+            assert time.monotonic() < deadline, f"counted {reader.totals()[0]} of 60 events"
+            assert workers.alive(), workers.logs()[-2000:]
+            time.sleep(0.1)
+        assert reader.totals() == (60, {"008|1|applied": 20, "008|1|approved": 20})
+    finally:
+        reader.stop()
