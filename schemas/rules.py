@@ -23,6 +23,7 @@ from schemas.citizen import Citizen
 from schemas.names import fold_diacritics, normalize_name
 from schemas.outcomes import Outcome, Sector
 from schemas.personal_id import consistent_with, id_shape
+from schemas.provinces import ProvinceMap, same_province
 from schemas.records import REQUIRED_FIELDS, Record
 
 __all__ = ["Decision", "decide", "differing_fields", "holder_key", "lookup_key", "npd_corrections"]
@@ -116,12 +117,20 @@ def holder_key(record: Record) -> tuple[str, str, str] | None:
     return (record.sector, record.province, record.personal_id)
 
 
-def decide(record: Record, citizen: Citizen | None, first_holder: str | None) -> Decision:
+def decide(
+    record: Record,
+    citizen: Citizen | None,
+    first_holder: str | None,
+    *,
+    provinces: ProvinceMap = ProvinceMap.LEGACY,
+) -> Decision:
     """Apply rules 2–12 in order; the first that applies wins.
 
     `citizen` is the NPD's answer for `lookup_key(record)` (None when absent or not looked up);
     `first_holder` is the record_id of the source's earliest record with the same trimmed personal_id
-    that got past step 6, or None. A civil_status record raises ValueError: use `schemas.civil`.
+    that got past step 6, or None. `provinces` is the map rule 9 compares residences by (`map_for` of a
+    scenario's `as_of`): under the current one, old Hà Giang (002) and Tuyên Quang (008) are one province.
+    A civil_status record raises ValueError: use `schemas.civil`.
     """
     if record.sector == _CIVIL:
         raise ValueError(
@@ -152,7 +161,7 @@ def decide(record: Record, citizen: Citizen | None, first_holder: str | None) ->
     if citizen.deceased:
         return _DECEASED
     # Rule 9: labour forms are not written for citizens who moved their permanent residence.
-    if record.sector == _LABOUR and citizen.permanent_province != record.province:
+    if record.sector == _LABOUR and not same_province(citizen.permanent_province, record.province, provinces):
         return _MOVED
     # Rule 10.
     differing = differing_fields(record, citizen)

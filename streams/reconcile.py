@@ -15,6 +15,7 @@ import orjson
 
 from schemas.citizen import Citizen
 from schemas.outcomes import Outcome
+from schemas.provinces import ProvinceMap
 from schemas.records import Record, Rejected, parse_line
 from schemas.rules import Decision, decide, lookup_key
 from streams.chain_steps import card_reconciled_step
@@ -161,6 +162,7 @@ class Reconciler:
         *,
         partitions: int = 6,
         chunk: int = CHUNK,
+        provinces: ProvinceMap = ProvinceMap.LEGACY,
     ) -> None:
         self.app = app
         self.topics = topics
@@ -171,6 +173,7 @@ class Reconciler:
         self.partitions = partitions  # of the digest topic
         self.rejected = 0  # messages this agent sent to the dead-letter topic
         self.chunk = chunk
+        self.provinces = provinces  # the map rule 9 compares residences by (STREAMS_AS_OF)
 
     async def process_safely(self, events: Sequence[faust.types.EventT[Any]]) -> None:
         """`process`, with no record able to stop the agent: no input may stop a run (CONTRACT.md).
@@ -363,7 +366,7 @@ class Reconciler:
             holder_key = f"{record.sector}|{record.province}|{key}" if key else None
             holder = holders.get(holder_key) if holder_key else None
             citizen = citizens.get(key) if key else None
-            decision = decide(record, citizen, holder)
+            decision = decide(record, citizen, holder, provinces=self.provinces)
             if decision.passed_identity and holder is None and holder_key:
                 holders.hold(item.partition, holder_key, record.record_id, item.origin)
             extra: dict[str, Any] = {}

@@ -10,6 +10,7 @@ import faust
 
 from schemas.masking import MaskingFilter
 from schemas.outcomes import Sector
+from schemas.provinces import map_for
 from streams.app import create_app
 from streams.chains import attach_chains
 from streams.civil import CivilReconciler
@@ -98,6 +99,7 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
                             metrics,
                             partitions=partitions,
                             chunk=settings.batch_size,
+                            provinces=map_for(settings.as_of),
                         )
                     await _box["r"].process_safely(events)
             except ConfigurationError as exc:
