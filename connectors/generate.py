@@ -25,7 +25,7 @@ from connectors.defects import RecordMaker, consistent
 from connectors.exceptions import ConnectorError
 from connectors.names_vi import strip_diacritics
 from schemas.citizen import Citizen
-from schemas.provinces import is_province
+from schemas.provinces import ProvinceMap, is_province, same_province
 
 __all__ = ["CorrectedCounts", "GenerateError", "GenerateSpec", "UnsyncedCounts", "generate_records"]
 __all__ += ["write_records"]
@@ -121,6 +121,7 @@ class _Draw:
         province: str,
         citizens: Sequence[Citizen],
         other_citizens: Sequence[Citizen],
+        provinces: ProvinceMap = ProvinceMap.LEGACY,
     ) -> None:
         u, k = spec.unsynced, spec.corrected
         alive: list[Citizen] = []
@@ -131,7 +132,7 @@ class _Draw:
                 inconsistent.append(c)
             elif c.deceased:
                 deceased.append(c)
-            elif sector != "labour" or c.permanent_province == province:
+            elif sector != "labour" or same_province(c.permanent_province, province, provinces):
                 alive.append(c)
         more = f"generate more population for {province} or lower the counts of {where}"
         problems: list[str] = []
@@ -182,7 +183,9 @@ class _Draw:
         moved = [
             c
             for c in (other_citizens if u.moved else ())
-            if c.permanent_province != province and not c.deceased and consistent(c)
+            if not same_province(c.permanent_province, province, provinces)
+            and not c.deceased
+            and consistent(c)
         ]
         if len(moved) < u.moved:
             advice = "generate population for another province as well, or lower moved"
@@ -221,6 +224,7 @@ def generate_records(
     other_citizens: Sequence[Citizen] = (),
     kinds_out: list[str] | None = None,
     truth_out: list[Citizen | None] | None = None,
+    provinces: ProvinceMap = ProvinceMap.LEGACY,  # by which a labour form's citizen resides in `province`
 ) -> list[dict[str, Any]]:
     """The records of one source in publish order: same arguments, same records.
 
@@ -244,7 +248,7 @@ def generate_records(
     if spec.unsynced.moved and sector != "labour":
         raise GenerateError(f"{where}: moved is a labour outcome; set it to 0 for {sector}")
     rng = random.Random(f"{seed}:{sector}:{province}:records")
-    draw = _Draw(rng, spec, where, sector, province, citizens, other_citizens)
+    draw = _Draw(rng, spec, where, sector, province, citizens, other_citizens, provinces)
     made_up = spec.unsynced.not_found + spec.unsynced.malformed_id
     known = frozenset(c.personal_id for c in chain(citizens, other_citizens)) if made_up else frozenset()
     maker = RecordMaker(rng, sector, province, known)

@@ -219,17 +219,30 @@ def report(
     lines: Annotated[
         bool, typer.Option("--lines", help="print simulate's one-line report lines instead of the Markdown")
     ] = False,
+    provinces: Annotated[
+        str,
+        typer.Option(
+            metavar="[legacy|current]",
+            help="group by the 63 legacy provinces (as the records name them) or the 34 current ones "
+            "(since 2025-07-01: the merged provinces' figures added up)",
+        ),
+    ] = "legacy",
 ) -> None:
     """Print the Markdown report of one or more summaries, per province and sector, in the seeds' style."""
     from popsync.report import Lang, ReportError, eid_report_line, load_summary, report_line
     from popsync.report_md import merge_summaries, render_markdown
+    from popsync.report_provinces import province_names, regroup
+    from schemas.provinces import ProvinceMap
 
     if lang not in tuple(Lang):
         raise typer.BadParameter(f"{lang!r} is not one of vi, en", param_hint="'--lang'")
+    if provinces not in tuple(ProvinceMap):
+        raise typer.BadParameter(f"{provinces!r} is not one of legacy, current", param_hint="'--provinces'")
+    by = ProvinceMap(provinces)
     # Reported here rather than by main(): every way in (a test's CliRunner too) gets one line and status 2.
     try:
-        merged = merge_summaries((str(path), load_summary(path)) for path in summaries)
-        text = render_markdown(merged, Lang(lang))
+        merged = regroup(merge_summaries((str(path), load_summary(path)) for path in summaries), by)
+        text = render_markdown(merged, Lang(lang), names=province_names(by))
         if markdown is not None:
             try:
                 markdown.write_text(text, encoding="utf-8")

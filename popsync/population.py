@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mocks.ndxp.population import generate_population
 from mocks.ndxp.population_exact import generate_by_age
 from popsync.scenario import Scenario
 from schemas.citizen import Citizen, mask_id
+from schemas.provinces import ProvinceMap, same_province
 
-__all__ = ["scenario_population"]
+__all__ = ["residents", "scenario_population"]
 
 
 def scenario_population(scenario: Scenario) -> dict[str, list[Citizen]]:
@@ -25,6 +27,17 @@ def scenario_population(scenario: Scenario) -> dict[str, list[Citizen]]:
     if spec.file is not None:
         _add_file(by_province, spec.file)
     return by_province
+
+
+def residents(
+    by_province: Mapping[str, Sequence[Citizen]], province: str, provinces: ProvinceMap
+) -> tuple[list[Citizen], list[Citizen]]:
+    """The citizens residing in `province` under `provinces`, and all the others (a generated source's own
+    residents, and whom it may draw its `moved` records from). Under the current map, old Hà Giang's
+    residents (002) are the new Tuyên Quang's (008) too."""
+    here = [c for p, g in by_province.items() if same_province(p, province, provinces) for c in g]
+    elsewhere = [c for p, g in by_province.items() if not same_province(p, province, provinces) for c in g]
+    return here, elsewhere
 
 
 def _add_file(by_province: dict[str, list[Citizen]], path: Path) -> None:

@@ -296,8 +296,11 @@ def merge_summaries(summaries: Iterable[tuple[str, Mapping[str, Any]]]) -> Merge
     return merged
 
 
-def render_markdown(merged: Merged, lang: Lang = Lang.VI) -> str:
-    """The Markdown report: a section per province, in it a section per sector with figures."""
+def render_markdown(merged: Merged, lang: Lang = Lang.VI, names: Mapping[str, str] = PROVINCES) -> str:
+    """The Markdown report: a section per province, in it a section per sector with figures.
+
+    `names` heads each province code (the legacy names; `popsync.report_provinces` gives the current ones).
+    """
     w = EN if lang == Lang.EN else VI
     blocks = [w.title]
     if merged.scenarios:
@@ -306,7 +309,7 @@ def render_markdown(merged: Merged, lang: Lang = Lang.VI) -> str:
     if not provinces:
         blocks.append(w.nothing)
     for code in provinces:
-        name = PROVINCES.get(code)
+        name = names.get(code)
         blocks.append(
             w.province.format(name=name, code=code) if name else w.unknown_province.format(code=code)
         )

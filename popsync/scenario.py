@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import reprlib
 import types
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -95,6 +95,18 @@ def _province(value: Any) -> str:
     if not isinstance(value, str) or not is_province(value):
         raise ValueError(f'{_show(value)} is not one of the 63 province codes; write one quoted, e.g. "008"')
     return value
+
+
+def _as_of(value: Any) -> date:
+    """A scenario's `as_of`: a real date written YYYY-MM-DD (quoted or not), nothing else."""
+    if isinstance(value, date) and not isinstance(value, datetime):  # YAML reads 2026-01-31 as a date
+        return value
+    if isinstance(value, str) and re.fullmatch("[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{_show(value)} is not a real date; write one as YYYY-MM-DD") from None
+    raise ValueError(f"must be a date written YYYY-MM-DD, e.g. 2026-01-31; got {_show(value)}")
 
 
 def _whole(value: Any) -> bool:
@@ -421,6 +433,11 @@ class Scenario(BaseModel):
     expect_eid: list[EidExpectation] = Field(default_factory=list)
     expect_chains: list[ChainExpectation] = Field(default_factory=list)
     partitions: int = Field(default=6, ge=1, le=256)
+    # The day the run is as of: from 2025-07-01 on, labour's `moved` compares residences by the 34 current
+    # provinces (schemas.provinces); before it, or absent, by the 63 legacy codes as always.
+    as_of: date | None = None
+
+    _check_as_of = field_validator("as_of", mode="before")(lambda cls, v: _as_of(v))
 
     @field_validator("sources")
     @classmethod

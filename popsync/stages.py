@@ -22,9 +22,11 @@ from connectors.generate import generate_records
 from connectors.lgsp import LgspConnector
 from popsync.collector import Collector
 from popsync.exceptions import ServiceError
+from popsync.population import residents
 from popsync.report import SECTOR_LABELS
 from popsync.scenario import SourceSpec
 from schemas.citizen import Citizen
+from schemas.provinces import map_for
 
 if TYPE_CHECKING:
     from popsync.simulate import Run
@@ -93,12 +95,15 @@ def publish_stage(
             elif source.generate is not None:
                 kinds: list[str] = []
                 truth: list[Citizen | None] = []
+                # From the scenario's `as_of` on 2025-07-01, a source's residents are its current province's.
+                here, elsewhere = residents(citizens, source.province, map_for(scenario.as_of))
                 records = generate_records(
                     source.generate,
                     sector=source.sector.value,
                     province=source.province,
-                    citizens=citizens.get(source.province, []),
-                    other_citizens=[c for p, g in citizens.items() if p != source.province for c in g],
+                    citizens=here,
+                    other_citizens=elsewhere,
+                    provinces=map_for(scenario.as_of),
                     seed=seed,
                     kinds_out=kinds,
                     truth_out=truth,

@@ -6,7 +6,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.kafka_security import KafkaSecurity, load_kafka_security
@@ -51,6 +51,11 @@ class StreamsSettings(BaseSettings):
     # The day the run is as of (a scenario's `as_of`, YYYY-MM-DD): from 2025-07-01 on, labour's `moved`
     # compares residences by the 34 current provinces (schemas.provinces.map_for); unset: the legacy 63.
     as_of: date | None = None
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _unset_as_of(cls, value: object) -> object:
+        return None if value == "" else value  # simulate sets it empty for a scenario without `as_of`
 
 
 @lru_cache(maxsize=1)

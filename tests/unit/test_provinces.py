@@ -246,3 +246,18 @@ def test_a_worker_reads_its_date_from_streams_as_of(monkeypatch: pytest.MonkeyPa
     settings = StreamsSettings()
     assert settings.as_of == date(2026, 1, 15)
     assert map_for(settings.as_of) is CURRENT
+
+
+def test_a_generated_sources_residents_follow_the_map() -> None:
+    from mocks.ndxp.population import generate_population
+    from popsync.population import residents
+
+    by: dict[str, list[Citizen]] = {}
+    for c in generate_population(3, {"002": 30, "008": 40, "019": 20}):
+        by.setdefault(c.permanent_province, []).append(c)
+    # legacy: exactly the lists a source was given before the current map existed
+    here, elsewhere = residents(by, "008", LEGACY)
+    assert here == by["008"] and elsewhere == [*by["002"], *by["019"]]
+    here, elsewhere = residents(by, "008", CURRENT)
+    assert here == [*by["002"], *by["008"]] and elsewhere == by["019"]
+    assert residents(by, "002", CURRENT) == (here, elsewhere)  # either code names the new Tuyên Quang
