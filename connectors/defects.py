@@ -12,6 +12,7 @@ import unicodedata
 from datetime import date, timedelta
 from typing import Any
 
+from connectors.name_defects import plant
 from connectors.names_vi import Gender, NamePicker, strip_diacritics
 from schemas.citizen import Citizen
 from schemas.names import fold_diacritics
@@ -210,6 +211,12 @@ class RecordMaker:
             rec["date_of_birth"] = dmy(c.date_of_birth + timedelta(days=shift))
         else:
             rec["gender"] = "female" if c.gender == "male" else "male"
+        return rec
+
+    def name_defect(self, n: int, c: Citizen, kind: str) -> dict[str, Any]:
+        """A planted name defect (`connectors.name_defects`), the other fields as for a clean record."""
+        rec = self.varied(n, c)
+        rec["full_name"] = plant(self.rng, kind, c.full_name, c.gender, self.names)
         return rec
 
     def no_diacritics(self, n: int, c: Citizen) -> dict[str, Any]:

@@ -23,15 +23,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.defects import RecordMaker, consistent
 from connectors.exceptions import ConnectorError
+from connectors.name_defects import NAME_KINDS
 from connectors.names_vi import strip_diacritics
 from schemas.citizen import Citizen
+from schemas.names import fold_diacritics
 from schemas.provinces import ProvinceMap, is_province, same_province
 
 __all__ = ["CorrectedCounts", "GenerateError", "GenerateSpec", "UnsyncedCounts", "generate_records"]
-__all__ += ["write_records"]
+__all__ += ["NAME_PREFIX", "NameDefectCounts", "planted_names", "write_records"]
 
 Count = Annotated[int, Field(ge=0, strict=True)]
 _SECTORS = ("insurance", "labour")
+# A planted name defect's kind in `kinds_out`: `name_typo`, `name_different_person`, …
+NAME_PREFIX = "name_"
+_VOWELS = frozenset("aeiouy")
 
 
 class GenerateError(ConnectorError):
@@ -77,12 +82,25 @@ class CorrectedCounts(_Block):
     legacy_id: Count = 0
 
 
+class NameDefectCounts(_Block):
+    """How many records of each planted name defect to generate (`connectors.name_defects`)."""
+
+    _where: ClassVar[str] = "generate.names"
+    typo: Count = 0
+    tone_mark: Count = 0
+    order: Count = 0
+    dropped_middle: Count = 0
+    different_person: Count = 0
+
+
 class GenerateSpec(_Block):
     """A scenario source's `generate:` block: total records and the count of each defect."""
 
     records: Count
     unsynced: UnsyncedCounts = UnsyncedCounts()
     corrected: CorrectedCounts = CorrectedCounts()
+    # Planted name defects: the matcher's ground truth (their outcome depends on the scenario's matching).
+    names: NameDefectCounts = NameDefectCounts()
 
     @model_validator(mode="after")
     def _defects_fit(self) -> GenerateSpec:
@@ -97,7 +115,8 @@ class GenerateSpec(_Block):
     def defects(self) -> int:
         """Every record that is not to end `cleaned`."""
         counts: dict[str, int] = {**self.unsynced.model_dump(), **self.corrected.model_dump()}
-        return sum(counts.values())
+        names: dict[str, int] = self.names.model_dump()
+        return sum(counts.values()) + sum(names.values())
 
     @property
     def clean(self) -> int:
@@ -124,6 +143,7 @@ class _Draw:
         provinces: ProvinceMap = ProvinceMap.LEGACY,
     ) -> None:
         u, k = spec.unsynced, spec.corrected
+        names_need = sum(spec.names.model_dump().values())
         alive: list[Citizen] = []
         deceased: list[Citizen] = []
         inconsistent: list[Citizen] = []
@@ -145,17 +165,24 @@ class _Draw:
         self.general: list[Citizen] = []
         self.legacy: list[Citizen] = []
         self.no_diacritics: list[Citizen] = []
+        self.named: list[Citizen] = []  # planted name defects: names of three words or more
         # Scarce kinds first: a citizen with a legacy ID or a name with diacritics serves those, until
         # they are served; the rest of the shuffled list then serves the general need in one slice.
         rest = len(alive)
         for i, c in enumerate(alive):
-            if len(self.legacy) >= k.legacy_id and len(self.no_diacritics) >= k.no_diacritics:
+            if (
+                len(self.legacy) >= k.legacy_id
+                and len(self.no_diacritics) >= k.no_diacritics
+                and len(self.named) >= names_need
+            ):
                 rest = i
                 break
             if len(self.legacy) < k.legacy_id and c.legacy_id and legacy_counts[c.legacy_id] == 1:
                 self.legacy.append(c)
             elif len(self.no_diacritics) < k.no_diacritics and strip_diacritics(c.full_name) != c.full_name:
                 self.no_diacritics.append(c)
+            elif len(self.named) < names_need and _plantable(c.full_name):
+                self.named.append(c)
             elif len(self.general) < general_need:
                 self.general.append(c)
         self.general.extend(alive[rest : rest + general_need - len(self.general)])
@@ -176,6 +203,9 @@ class _Draw:
         if len(self.no_diacritics) < k.no_diacritics:
             what = "alive citizens with diacritics in their name (no_diacritics)"
             problems.append(_short(what, len(self.no_diacritics), k.no_diacritics, more))
+        if len(self.named) < names_need:
+            what = "alive citizens with a name of three words or more (names)"
+            problems.append(_short(what, len(self.named), names_need, more))
         if len(deceased) < u.deceased:
             problems.append(
                 _short(f"deceased citizens of {province} (deceased)", len(deceased), u.deceased, more)
@@ -198,9 +228,16 @@ class _Draw:
         self.inconsistent = rng.sample(inconsistent, min(len(inconsistent), u.malformed_id // 4))
 
 
+def _plantable(name: str) -> bool:
+    """Every name defect can be planted in it: three distinct words or more, with vowels."""
+    words = name.split()
+    return len(words) >= 3 and len(set(words)) >= 2 and all(set(fold_diacritics(w)) & _VOWELS for w in words)
+
+
 def _kinds(rng: random.Random, spec: GenerateSpec) -> list[str]:
     """The outcome kind of each position in publish order, shuffled; a clean record precedes any duplicate."""
     counts: dict[str, int] = {**spec.unsynced.model_dump(), **spec.corrected.model_dump()}
+    counts.update({f"{NAME_PREFIX}{kind}": n for kind, n in spec.names.model_dump().items()})
     defects = [kind for kind, n in counts.items() for _ in range(n)]
     rng.shuffle(defects)
     # Scatter the few defects over the stream instead of shuffling every position (a million of them).
@@ -253,6 +290,7 @@ def generate_records(
     known = frozenset(c.personal_id for c in chain(citizens, other_citizens)) if made_up else frozenset()
     maker = RecordMaker(rng, sector, province, known)
     general, legacy, plain = iter(draw.general), iter(draw.legacy), iter(draw.no_diacritics)
+    named = iter(draw.named)
     deceased, moved, inconsistent = iter(draw.deceased), iter(draw.moved), iter(draw.inconsistent)
     # Clean citizens already published and not yet repeated: the originals duplicates are drawn from.
     published: list[Citizen] = []
@@ -290,6 +328,9 @@ def generate_records(
         elif kind == "moved":
             c = next(moved)
             append(maker.varied(n, c))
+        elif kind.startswith(NAME_PREFIX):
+            c = next(named)
+            append(maker.name_defect(n, c, kind.removeprefix(NAME_PREFIX)))
         elif kind == "no_diacritics":
             c = next(plain)
             append(maker.no_diacritics(n, c))
@@ -301,6 +342,16 @@ def generate_records(
     if kinds_out is not None:
         kinds_out.extend(kinds)
     return records
+
+
+def planted_names(records: Sequence[dict[str, Any]], kinds: Sequence[str]) -> dict[str, str]:
+    """record_id → name defect kind (`typo`, …) of the records `generate_records` planted one in."""
+    assert NAME_KINDS  # the kinds of `connectors.name_defects`, in `kinds` with NAME_PREFIX
+    return {
+        rec["record_id"]: kind.removeprefix(NAME_PREFIX)
+        for rec, kind in zip(records, kinds, strict=True)
+        if kind.startswith(NAME_PREFIX)
+    }
 
 
 def write_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,8 @@ class RecordResult:
     first_decided_ms: int = 0
     event: str = ""  # civil status: birth, death or marriage
     chain: str = ""  # made by a linked-procedure chain (a child's card), not published by an LGSP
+    # `matching: fuzzy`: the name's score and explanation (schemas.name_match), no name text in it.
+    name_match: Mapping[str, Any] | None = None
 
 
 class Collector:
@@ -174,6 +176,7 @@ class Collector:
             # What a record is stays what its first result said (a later version may not repeat it).
             str(body.get("event") or (previous.event if previous else "")),
             str(body.get("chain") or (previous.chain if previous else "")),
+            body.get("name_match"),
         )
 
     def stream_counts(self) -> Counter[str]:

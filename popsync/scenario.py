@@ -433,6 +433,9 @@ class Scenario(BaseModel):
     expect_eid: list[EidExpectation] = Field(default_factory=list)
     expect_chains: list[ChainExpectation] = Field(default_factory=list)
     partitions: int = Field(default=6, ge=1, le=256)
+    # How names are compared: `exact` (CONTRACT.md's rules 10–12) or `fuzzy` (schemas.fuzzy_rules: scored and
+    # explained, slips accepted as corrections); the workers get it as STREAMS_MATCHING.
+    matching: Literal["exact", "fuzzy"] = "exact"
     # The day the run is as of: from 2025-07-01 on, labour's `moved` compares residences by the 34 current
     # provinces (schemas.provinces); before it, or absent, by the 63 legacy codes as always.
     as_of: date | None = None

@@ -319,6 +319,8 @@ def write_results(
             if r.version > 1:  # a corrected re-publication superseded the first outcome
                 line["version"] = r.version
                 line["first_outcome"] = r.first_outcome
+            if r.name_match is not None:  # `matching: fuzzy`: the score and its explanation
+                line["name_match"] = dict(r.name_match)
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
             written += 1
         for body in rejected:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,9 @@ class StreamsSettings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     log_level: str = "WARNING"
+    # How rules 10–12 compare names: `exact` (CONTRACT.md, the default) or `fuzzy` (schemas.fuzzy_rules:
+    # a scored, explained match; set by `simulate` from a scenario's `matching: fuzzy`).
+    matching: Literal["exact", "fuzzy"] = "exact"
     # The day the run is as of (a scenario's `as_of`, YYYY-MM-DD): from 2025-07-01 on, labour's `moved`
     # compares residences by the 34 current provinces (schemas.provinces.map_for); unset: the legacy 63.
     as_of: date | None = None

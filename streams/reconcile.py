@@ -14,6 +14,8 @@ import faust
 import orjson
 
 from schemas.citizen import Citizen
+from schemas.fuzzy_rules import judge_names
+from schemas.name_match import NameMatch
 from schemas.outcomes import Outcome
 from schemas.provinces import ProvinceMap
 from schemas.records import Record, Rejected, parse_line
@@ -69,6 +71,8 @@ class Verdict:
     extra: Mapping[str, Any] = field(default_factory=dict)
     # The 12-digit ID the NPD issued or resolved (civil status): for the chain services, not the result.
     personal_id: str | None = None
+    # `matching: fuzzy`: the name's score; its explanation goes in the result, its reading in the task.
+    name_match: NameMatch | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +166,7 @@ class Reconciler:
         *,
         partitions: int = 6,
         chunk: int = CHUNK,
+        matching: str = "exact",
         provinces: ProvinceMap = ProvinceMap.LEGACY,
     ) -> None:
         self.app = app
@@ -173,6 +178,7 @@ class Reconciler:
         self.partitions = partitions  # of the digest topic
         self.rejected = 0  # messages this agent sent to the dead-letter topic
         self.chunk = chunk
+        self.fuzzy = matching == "fuzzy"  # rules 10–12 judge names by schemas.fuzzy_rules
         self.provinces = provinces  # the map rule 9 compares residences by (STREAMS_AS_OF)
 
     async def process_safely(self, events: Sequence[faust.types.EventT[Any]]) -> None:
@@ -324,7 +330,12 @@ class Reconciler:
                 correction = {**result, "corrections": dict(decision.corrections)}
                 out.append((self.topics.corrections, rkey, dumps(correction), None))
             task = correction_task(
-                record, decision, verdict.citizen, version=item.version, decided_ms=decided_ms
+                record,
+                decision,
+                verdict.citizen,
+                version=item.version,
+                decided_ms=decided_ms,
+                name_match=verdict.name_match,
             )
             if task is not None:
                 out.append((self.topics.tasks(record.sector), rkey, dumps(task), None))
@@ -367,13 +378,18 @@ class Reconciler:
             holder = holders.get(holder_key) if holder_key else None
             citizen = citizens.get(key) if key else None
             decision = decide(record, citizen, holder, provinces=self.provinces)
+            match: NameMatch | None = None
+            if self.fuzzy:
+                decision, match = judge_names(record, citizen, decision)
             if decision.passed_identity and holder is None and holder_key:
                 holders.hold(item.partition, holder_key, record.record_id, item.origin)
             extra: dict[str, Any] = {}
             if key is not None and len(key) == 9:  # a legacy identity-card number
                 extra["legacy_id"] = True
+            if match is not None:  # no name text in it: results are read by dashboards and reports
+                extra["name_match"] = match.explanation()
             task_citizen = citizen if citizen is not None else citizens.get(task_lookup_key(record) or "")
-            verdicts.append(Verdict(decision, task_citizen, extra))
+            verdicts.append(Verdict(decision, task_citizen, extra, name_match=match))
         return verdicts
 
     def after(self, record: Record, verdict: Verdict, item: Item, decided_ms: int) -> list[Outgoing]:

@@ -13,6 +13,10 @@ version, which supersedes the earlier one.
 | `unsynced/deceased` | | `status`, `date_of_death` |
 | `unsynced/moved` | | `permanent_province` |
 | other `unsynced/*` | as the result | none: the ID itself is wrong, unknown or repeated |
+
+Under `matching: fuzzy` a task whose record's name was compared also carries `name_match`: the score, the
+threshold, the per-word explanation and `reading`, the record's own words read in the NPD's order (the
+closest reading of the name the province sent).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from datetime import date
 from typing import Any
 
 from schemas.citizen import Citizen
+from schemas.name_match import NameMatch
 from schemas.outcomes import Outcome
 from schemas.personal_id import id_shape
 from schemas.records import Record
@@ -68,6 +73,7 @@ def correction_task(
     *,
     version: int,
     decided_ms: int,
+    name_match: NameMatch | None = None,
 ) -> dict[str, Any] | None:
     """The task for one decided record, or None when the outcome needs no correction (synced)."""
     outcome = decision.outcome
@@ -79,7 +85,7 @@ def correction_task(
     else:
         wanted = _STATUS_FIELDS.get(outcome, ())
     npd: Mapping[str, Any] = {name: _value(citizen, name) for name in wanted} if citizen is not None else {}
-    return {
+    task: dict[str, Any] = {
         "record_id": record.record_id,
         "sector": record.sector,
         "province": record.province,
@@ -90,3 +96,6 @@ def correction_task(
         "decided_ms": decided_ms,
         "record": dict(record.raw),
     }
+    if name_match is not None:
+        task["name_match"] = {**name_match.explanation(), "reading": name_match.reading}
+    return task

@@ -99,6 +99,7 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
                             metrics,
                             partitions=partitions,
                             chunk=settings.batch_size,
+                            matching=settings.matching,
                             provinces=map_for(settings.as_of),
                         )
                     await _box["r"].process_safely(events)

@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from connectors.generate import GenerateError, GenerateSpec, generate_records, write_records
+from connectors.generate import GenerateError, GenerateSpec, generate_records, planted_names, write_records
 from connectors.names_vi import strip_diacritics
 from mocks.ndxp.population import generate_population, id_inconsistent
 from schemas.citizen import Citizen
+from schemas.fuzzy_rules import judge_names
+from schemas.names import fold_diacritics, normalize_name
 from schemas.outcomes import Outcome
 from schemas.records import Record, parse_object
 from schemas.rules import Decision, decide, holder_key, lookup_key
@@ -303,3 +305,93 @@ def test_write_records_round_trip(tmp_path: Path, population: list[Citizen]) -> 
     text = path.read_text(encoding="utf-8")
     assert "\\u" not in text
     assert [json.loads(line) for line in text.splitlines()] == records
+
+
+NAMES: dict[str, Any] = {
+    "records": 3_000,
+    "unsynced": {"mismatch": 20, "duplicate": 10},
+    "names": {"typo": 200, "tone_mark": 150, "order": 150, "dropped_middle": 150, "different_person": 200},
+}
+
+
+def test_name_defects_counts_exact_under_the_exact_rules(population: list[Citizen]) -> None:
+    spec = GenerateSpec.model_validate(NAMES)
+    kinds: list[str] = []
+    records = generate_records(
+        spec,
+        sector="insurance",
+        province="008",
+        citizens=residents(population, "008"),
+        seed=7,
+        kinds_out=kinds,
+    )
+    planted = planted_names(records, kinds)
+    assert Counter(planted.values()) == Counter(NAMES["names"])
+    # Without `matching: fuzzy` a tone mark is rule 11's correction and every other defect a mismatch.
+    assert outcomes(judge(records, population)) == Counter(
+        {"cleaned": spec.clean, "unsynced/mismatch": 20 + 200 + 150 + 150 + 200, "corrected": 150,
+         "unsynced/duplicate": 10}
+    )  # fmt: skip
+
+
+def test_name_defects_under_the_fuzzy_rules(population: list[Citizen]) -> None:
+    spec = GenerateSpec.model_validate(NAMES)
+    kinds: list[str] = []
+    records = generate_records(
+        spec,
+        sector="insurance",
+        province="008",
+        citizens=residents(population, "008"),
+        seed=7,
+        kinds_out=kinds,
+    )
+    planted = planted_names(records, kinds)
+    npd = {c.personal_id: c for c in population}
+    accepted: Counter[str] = Counter()
+    for raw in records:
+        if raw["record_id"] not in planted:
+            continue
+        record = parse_object(raw)
+        assert isinstance(record, Record)
+        citizen = npd[str(raw["personal_id"]).strip()]
+        decision, match = judge_names(record, citizen, decide(record, citizen, None))
+        assert match is not None and decision.outcome in (Outcome.CORRECTED, Outcome.MISMATCH)
+        if decision.outcome is Outcome.CORRECTED:
+            assert decision.corrections == {"full_name": citizen.full_name}
+            accepted[planted[raw["record_id"]]] += 1
+    assert accepted["different_person"] == 0
+    for kind in ("tone_mark", "order", "dropped_middle"):
+        assert accepted[kind] == NAMES["names"][kind]
+    assert accepted["typo"] >= 0.95 * NAMES["names"]["typo"]
+
+
+def test_planted_name_defects_look_like_their_kind(population: list[Citizen]) -> None:
+    spec = GenerateSpec.model_validate(NAMES)
+    kinds: list[str] = []
+    citizens = residents(population, "008")
+    truth: list[Citizen | None] = []
+    records = generate_records(
+        spec, sector="insurance", province="008", citizens=citizens, seed=7, kinds_out=kinds, truth_out=truth
+    )
+    for raw, kind, citizen in zip(records, kinds, truth, strict=True):
+        if not kind.startswith("name_") or citizen is None:
+            continue
+        name, own = normalize_name(raw["full_name"]).split(), normalize_name(citizen.full_name).split()
+        if kind == "name_order":
+            assert sorted(name) == sorted(own) and name != own
+        elif kind == "name_dropped_middle":
+            assert len(name) == len(own) - 1 and name[0] == own[0] and name[-1] == own[-1]
+        elif kind == "name_tone_mark":
+            assert fold_diacritics(raw["full_name"]) == fold_diacritics(citizen.full_name) and name != own
+        elif kind == "name_typo":
+            assert fold_diacritics(raw["full_name"]) != fold_diacritics(citizen.full_name)
+            assert len(name) == len(own)
+        else:
+            assert fold_diacritics(name[-1]) != fold_diacritics(own[-1])
+
+
+def test_name_defects_need_names_of_three_words(population: list[Citizen]) -> None:
+    short = [c.model_copy(update={"full_name": "Nguyễn An"}) for c in residents(population, "008")[:50]]
+    spec = GenerateSpec.model_validate({"records": 10, "names": {"order": 5}})
+    with pytest.raises(GenerateError, match=r"name of three words or more \(names\): needs 5.*short by 5"):
+        generate_records(spec, sector="insurance", province="008", citizens=short, seed=1)

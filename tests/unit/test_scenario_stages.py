@@ -205,7 +205,8 @@ def test_an_insurance_or_labour_source_refuses_civil_keys(tmp_path: Path, sector
     source = f'{{sector: {sector}, province: "008", generate: {block}}}'
     first = block.strip("{}").split(":")[0]
     assert problem(tmp_path, source) == (
-        f"sources.0.generate: unknown key '{first}' in generate; allowed keys: records, unsynced, corrected"
+        f"sources.0.generate: unknown key '{first}' in generate; "
+        "allowed keys: records, unsynced, corrected, names"
     )
 
 
