@@ -12,6 +12,11 @@ registrations are processed in (e.g. one Kafka partition after another). That ho
 - every other record has its own registration_no, and made-up IDs come from serials the population
   generator never issues (995000 up).
 
+The one exception is a marriage refused for direct relatives (`refused_marriages.direct_relatives`): it
+marries a parent to the child that a late birth registration of the same source made just before it
+(the NPD's father_id/mother_id link the two), so it depends on that birth being decided first. It is:
+every civil-status record travels with one key, in publish order (connectors.lgsp.partition_key).
+
 Errors: `GenerateError` when the population cannot supply the citizens a spec needs.
 """
 
@@ -31,11 +36,12 @@ from connectors.defects import consistent, dmy, g_yy, vary_identity
 from connectors.generate import CorrectedCounts, GenerateError
 from connectors.names_vi import Gender, NamePicker, strip_diacritics
 from schemas.citizen import Citizen
-from schemas.civil import is_married, issue_personal_id
+from schemas.civil import MARRIAGE_AGE, full_years, is_married, issue_personal_id
 from schemas.names import fold_diacritics
 from schemas.provinces import PROVINCES, is_province
 
-__all__ = ["CivilBatch", "CivilGenerateSpec", "CivilUnsyncedCounts", "Period", "build_civil"]
+__all__ = ["CivilBatch", "CivilGenerateSpec", "CivilUnsyncedCounts", "MarriageRefusalCounts", "Period"]
+__all__ += ["build_civil"]
 __all__ += ["default_period", "generate_civil"]
 
 Count = Annotated[int, Field(ge=0, strict=True)]
@@ -45,6 +51,7 @@ REGISTRATION_PREFIX = {"birth": "KS", "death": "KT", "marriage": "KH"}  # khai s
 _NEVER_ISSUED_FROM = 995_000  # `mocks.ndxp.population.NEVER_ISSUED_FROM`: serials no generated citizen holds
 _UNKNOWN_PROVINCES = (*(f"{n:03d}" for n in range(100) if f"{n:03d}" not in PROVINCES), "999")
 _OTHER: dict[Gender, Gender] = {"male": "female", "female": "male"}
+_WHO: tuple[tuple[Gender, str], ...] = (("male", "men"), ("female", "women"))
 # Which events a defect is spread over (a birth has nobody who could be deceased).
 _EVENTS_FOR = {
     "missing_fields": ("birth", "death", "marriage"),
@@ -77,6 +84,32 @@ class CivilUnsyncedCounts(_Block):
     deceased: Count = 0
 
 
+class MarriageRefusalCounts(_Block):
+    """Marriages the rules refuse (docs/civil-status.md M11–M14), by the condition that fails."""
+
+    before_birth: Count = 0  # M11: dated on or before a partner's birth → unsynced/mismatch
+    in_future: Count = 0  # M11: dated a century after as_of → unsynced/mismatch
+    under_age: Count = 0  # M12: a man under 20 or a woman under 18 → unsynced/ineligible
+    same_sex: Count = 0  # M13 → unsynced/ineligible
+    # M14 → unsynced/ineligible: a parent and their adult child, each with the late birth registration
+    # (cleaned, a birth chain of its own) that links the child to the parent in the NPD.
+    direct_relatives: Count = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.model_dump().values())
+
+
+# What each refused marriage ends as.
+REFUSAL_OUTCOMES = {
+    "before_birth": "unsynced/mismatch",
+    "in_future": "unsynced/mismatch",
+    "under_age": "unsynced/ineligible",
+    "same_sex": "unsynced/ineligible",
+    "direct_relatives": "unsynced/ineligible",
+}
+
+
 class Period(_Block):
     """The days the generated events fall on, both ends included."""
 
@@ -105,6 +138,7 @@ class CivilGenerateSpec(_Block):
     marriages: Count = 0  # clean marriages
     corrected: CorrectedCounts = CorrectedCounts()  # deaths that end `corrected`
     unsynced: CivilUnsyncedCounts = CivilUnsyncedCounts()
+    refused_marriages: MarriageRefusalCounts = MarriageRefusalCounts()
     period: Period | None = None  # default: `default_period(as_of)`
 
     @property
@@ -116,7 +150,8 @@ class CivilGenerateSpec(_Block):
     def records(self) -> int:
         """Every record the spec asks for."""
         counts: dict[str, int] = {**self.unsynced.model_dump(), **self.corrected.model_dump()}
-        return self.clean + sum(counts.values())
+        refused = self.refused_marriages
+        return self.clean + sum(counts.values()) + refused.total + refused.direct_relatives
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +180,11 @@ class _Item:
     gender: Gender = "male"  # a marriage record's person
     person: Citizen | None = None
     spouse: Citizen | None = None
+    # A marriage refused for direct relatives: the late birth that makes `person`'s child, published
+    # just before it (kind "link"), and the ID the NPD will issue that child; the birth's `pair` is the
+    # marriage it is made for.
+    pair: _Item | None = None
+    child_id: str | None = None
 
 
 def _years_before(day: date, years: int) -> date:
@@ -177,7 +217,19 @@ def _plan(rng: random.Random, spec: CivilGenerateSpec) -> list[_Item]:
         plan += [(event, kind, n) for event, n in zip(events, shares, strict=True)]
     plan.append(("", "duplicate", spec.unsynced.duplicate))
     items = [_Item(event, kind) for event, kind, n in plan for _ in range(n)]
-    rng.shuffle(items)
+    refused = [
+        _Item("marriage", "refused", variant)
+        for variant, n in spec.refused_marriages.model_dump().items()
+        for _ in range(n)
+    ]
+    if refused:  # drawn only when asked for, so that scenarios without them keep their records
+        items += refused
+        rng.shuffle(items)
+        for at in [i for i, it in enumerate(items) if it.variant == "direct_relatives"][::-1]:
+            birth = items[at].pair = _Item("birth", "link", pair=items[at])
+            items.insert(at, birth)  # the child's registration right before the marriage
+    else:
+        rng.shuffle(items)
     if spec.unsynced.duplicate:
         kinds = [it.kind for it in items]
         first_dup = kinds.index("duplicate")
@@ -187,6 +239,9 @@ def _plan(rng: random.Random, spec: CivilGenerateSpec) -> list[_Item]:
     malformed = 0
     for it in items:
         it.gender = "male" if rng.random() < 0.5 else "female"
+        if it.kind in ("refused", "link"):
+            it.side = rng.choice(("person", "spouse"))
+            continue
         it.side = rng.choice(("father", "mother") if it.event == "birth" else ("person", "spouse"))
         if it.kind == "malformed_id" and it.event != "birth":
             malformed += 1  # every fourth one names a citizen whose ID the NPD itself got wrong (rule 6)
@@ -230,7 +285,9 @@ def _has_diacritics(c: Citizen) -> bool:
 class _Cast:
     """Assigns distinct citizens to the records that name them; collects what the population lacks."""
 
-    def __init__(self, rng: random.Random, province: str, citizens: Sequence[Citizen], start: date) -> None:
+    def __init__(
+        self, rng: random.Random, province: str, citizens: Sequence[Citizen], start: date, end: date
+    ) -> None:
         self.rng = rng
         self.used: set[str] = set()
         self.asked: Counter[str] = Counter()
@@ -283,6 +340,24 @@ class _Cast:
             "female": _Pool("unmarried women aged 18+ (marriages)", single["female"]),
         }
         self.married = {g: _Pool("", people) for g, people in married.items()}
+        # Refused marriages: unmarried residents under the marriage age all through the period, and
+        # unmarried parents old enough to have a child of 22 or more.
+        minors: dict[Gender, list[Citizen]] = {"male": [], "female": []}
+        for c in alive:
+            if not is_married(c) and full_years(c.date_of_birth, end) < MARRIAGE_AGE[c.gender]:
+                minors[c.gender].append(c)
+        self.minor = {
+            g: _Pool(f"unmarried {who} under {MARRIAGE_AGE[g]} (refused_marriages.under_age)", minors[g])
+            for g, who in _WHO
+        }
+        self.old_single = {
+            g: _Pool(
+                f"unmarried {who} aged 45+ (refused_marriages.direct_relatives)",
+                single[g],
+                lambda c: full_years(c.date_of_birth, start) >= 45,
+            )
+            for g, who in _WHO
+        }
 
     def use(self, c: Citizen) -> Citizen:
         self.used.add(c.personal_id)
@@ -311,10 +386,29 @@ class _Cast:
         what = "with diacritics in their name (corrected.no_diacritics)" if diacritics else "(deaths)"
         return self.take(*pools, label=f"alive residents born before the period {what}")
 
+    def refused(self, it: _Item) -> None:
+        """The two people of a marriage the rules are to refuse for `it.variant`."""
+        other = it.gender if it.variant == "same_sex" else _OTHER[it.gender]
+        if it.variant == "under_age":
+            if it.side == "person":
+                it.person = self.take(self.minor[it.gender])
+            else:
+                it.spouse = self.take(self.minor[other])
+        elif it.variant == "direct_relatives":
+            it.person = self.take(self.old_single[it.gender])
+            return  # the spouse is the person's child, whom the linked birth registers
+        if it.person is None:
+            it.person = self.take(self.single[it.gender])
+        if it.spouse is None:
+            it.spouse = self.take(self.single[other])
+
     def cast(self, items: list[_Item]) -> None:
         """Name the citizens of every item; scarce kinds first, so ordinary records leave them alone."""
         for it in items:
             c: Citizen | None = None
+            if it.kind == "refused":
+                self.refused(it)
+                continue
             if it.kind == "legacy_id":
                 it.person = self.take(self.legacy)
             elif it.kind == "no_diacritics":
@@ -337,7 +431,7 @@ class _Cast:
         for it in items:
             if it.event == "death" and it.kind in ("clean", "missing_fields", "mismatch"):
                 it.person = self.death_subject(diacritics=False)
-            elif it.event == "marriage":
+            elif it.event == "marriage" and it.kind != "refused":
                 made_up = it.kind == "not_found" or it.variant == "shape"
                 if it.person is None and not (made_up and it.side == "person"):
                     it.person = self.take(self.single[it.gender])
@@ -550,6 +644,32 @@ class _Writer:
         rec.update(ids)
         return name, born, gender
 
+    def link_birth(self, rec: dict[str, Any], day: date, marriage: _Item) -> tuple[str, date, Gender]:
+        """The late registration of `marriage.person`'s adult child, of the other sex: aged 22 or more,
+        born when the parent was 20 to 40 (`_Cast.old_single` keeps the parent 45 or more)."""
+        parent = marriage.person
+        assert parent is not None
+        gender = _OTHER[parent.gender]
+        age = full_years(parent.date_of_birth, day)
+        born = _years_before(day, self.rng.randint(22, min(age - 20, 60)))
+        born -= timedelta(days=self.rng.randrange(300))
+        name = " ".join([parent.full_name.split()[0], *self.names.full_name(self.rng, gender).split()[1:]])
+        self.identity(rec, name, born, gender)
+        rec["father_id" if parent.gender == "male" else "mother_id"] = parent.personal_id
+        return name, born, gender
+
+    def refused_date(self, rec: dict[str, Any], it: _Item, day: date, as_of: date) -> None:
+        """The marriage date M11 refuses: on or before the younger one's birth, or a century ahead."""
+        if it.variant == "in_future":
+            rec["event_date"] = (
+                _years_before(as_of, -100) + timedelta(days=self.rng.randrange(365))
+            ).isoformat()
+        elif it.variant == "before_birth":
+            assert it.person is not None and it.spouse is not None
+            younger = max(it.person.date_of_birth, it.spouse.date_of_birth)
+            when = max(younger - timedelta(days=self.rng.randrange(3650)), date(1900, 1, 1))
+            rec["event_date"] = dmy(when) if self.rng.random() < 0.1 else when.isoformat()
+
     def death(self, rec: dict[str, Any], it: _Item) -> tuple[str, date, Gender]:
         c = it.person
         if c is None:  # not_found or a malformed ID: somebody the NPD does not know
@@ -581,7 +701,9 @@ class _Writer:
                 pid = self.malformed(pid)
         else:
             pid, name, born, gender = c.personal_id, c.full_name, c.date_of_birth, c.gender
-        if wife_or_husband is None:
+        if it.child_id is not None:  # direct relatives: the ID the NPD issues the linked birth's child
+            spouse_id = it.child_id
+        elif wife_or_husband is None:
             spouse_id = self.made_up(_OTHER[it.gender], 1965, 2000)[0]
             if it.kind == "malformed_id":
                 spouse_id = self.malformed(spouse_id)
@@ -597,10 +719,12 @@ class _Writer:
         return name, born, gender
 
 
-def _outcome(kind: str) -> str:
-    if kind in _CLEAN_KINDS:
+def _outcome(it: _Item) -> str:
+    if it.kind in _CLEAN_KINDS or it.kind == "link":
         return "cleaned"
-    return "corrected" if kind in ("no_diacritics", "legacy_id") else f"unsynced/{kind}"
+    if it.kind == "refused":
+        return REFUSAL_OUTCOMES[it.variant]
+    return "corrected" if it.kind in ("no_diacritics", "legacy_id") else f"unsynced/{it.kind}"
 
 
 def build_civil(
@@ -622,7 +746,7 @@ def build_civil(
         raise GenerateError(f"{where}: the period ends {period.end}, after the as-of date {as_of}")
     rng = random.Random(f"{seed}:{SECTOR}:{province}:records")
     items = _plan(rng, spec)
-    cast = _Cast(rng, province, citizens, period.start)
+    cast = _Cast(rng, province, citizens, period.start, period.end)
     cast.cast(items)
     if problems := cast.problems():
         raise GenerateError(
@@ -638,6 +762,7 @@ def build_civil(
     events: dict[str, str] = {}
     originals: list[tuple[dict[str, Any], str, date, Gender]] = []  # cleaned, not yet repeated
     births: list[tuple[dict[str, Any], date, Gender]] = []  # cleaned births: the NPD issues them IDs
+    issued: set[str] = {c.personal_id for c in citizens}  # the NPD's IDs, as the births issue theirs
     for n, it in enumerate(items):
         if it.kind == "duplicate":
             at = rng.randrange(len(originals))
@@ -652,7 +777,9 @@ def build_civil(
             day = period.start + timedelta(days=next(offsets))
             event = it.event
             rec = writer.base(n, event, day)
-            if event == "birth":
+            if it.kind == "link" and it.pair is not None:
+                name, born, gender = writer.link_birth(rec, day, it.pair)
+            elif event == "birth":
                 name, born, gender = writer.birth(rec, it, day)
             elif event == "death":
                 name, born, gender = writer.death(rec, it)
@@ -661,19 +788,28 @@ def build_civil(
             if it.kind == "missing_fields":
                 extra = {"birth": (), "death": ("personal_id",), "marriage": ("personal_id", "spouse_id")}
                 writer.spoil(rec, _REQUIRED + extra[event], born)
-            elif it.kind in _CLEAN_KINDS:
+            elif it.kind == "refused":
+                writer.refused_date(rec, it, day, as_of)
+            if it.kind in _CLEAN_KINDS:
                 originals.append((rec, name, born, gender))
-                if event == "birth":
-                    births.append((rec, born, gender))
+            if it.kind in (*_CLEAN_KINDS, "link") and event == "birth":
+                births.append((rec, born, gender))
+                if spec.refused_marriages.direct_relatives:  # the ID the NPD will issue, in publish order
+                    pid = issue_personal_id(
+                        province, gender, born.year, rec["registration_no"], issued.__contains__
+                    )
+                    issued.add(pid)
+                    if it.pair is not None:
+                        it.pair.child_id = pid
         records.append(rec)
-        outcomes[rec["record_id"]] = _outcome(it.kind)
+        outcomes[rec["record_id"]] = _outcome(it)
         events[rec["record_id"]] = event
     writer.keep_clear_of(births)
     return CivilBatch(
         records=records,
         outcomes=outcomes,
         events=events,
-        birth_chains=spec.births + spec.late_births,
+        birth_chains=spec.births + spec.late_births + spec.refused_marriages.direct_relatives,
         death_chains=spec.deaths + spec.corrected.no_diacritics + spec.corrected.legacy_id,
     )
 

@@ -50,6 +50,7 @@ _WHY_NOT = {
     "deceased": "a deceased citizen's record is withdrawn, not re-published",
     "moved": "a citizen who moved is handed to the new province",
     "duplicate": "a duplicate is withdrawn, not re-published",
+    "ineligible": "a registration the law forbids is refused, not re-published",
 }
 _CODE = re.compile(r"[0-9]{10}")  # a readable social-insurance code (CONTRACT.md)
 

@@ -66,6 +66,7 @@ OUTCOME_LABELS = {
     "unsynced/deceased": "công dân chết",
     "unsynced/moved": "chuyển nơi đăng ký thường trú",
     "unsynced/duplicate": "trùng lặp",
+    "unsynced/ineligible": "không đủ điều kiện đăng ký theo luật",
 }
 
 

@@ -201,6 +201,7 @@ EN = Words(
         "unsynced/deceased": "citizen deceased",
         "unsynced/moved": "permanent residence moved",
         "unsynced/duplicate": "duplicate",
+        "unsynced/ineligible": "not eligible to register under the law",
     },
     table_head="| Reason not in sync | Records | Share |",
     legacy="- Legacy 9-digit ID numbers (CMND) reviewed and updated: {n}/{of} ({pct}).",

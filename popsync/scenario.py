@@ -251,7 +251,11 @@ class Expectation(BaseModel):
         named: dict[str, str] = {}
         for key, value in (self.model_extra or {}).items():
             if key not in EXPECT_KEYS:
-                raise ValueError(f"unknown figure {_show(key)}; use one of {', '.join(sorted(EXPECT_KEYS))}")
+                short = sorted(k for k in EXPECT_KEYS if not k.startswith("unsynced/"))
+                raise ValueError(
+                    f"unknown figure {_show(key)}; use one of {', '.join(short)} (an unsynced kind also "
+                    "as unsynced/<kind>, e.g. unsynced/mismatch)"
+                )
             if not _whole(value):
                 raise ValueError(
                     f"figure {_show(key)} must be a non-negative whole number, got {_show(value)}"

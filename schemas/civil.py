@@ -49,7 +49,18 @@ Marriage (personal_id and spouse_id are the two people):
 7. M10 either is already married (marital_status `married`, or a spouse_id recorded) →
    `unsynced/mismatch`: `fields` [marital_status] for the person, [spouse_id, marital_status] for the
    spouse (the person is checked first).
-8. M11 `corrected`/`cleaned` as D11 for the person: both become married to each other.
+8. M11 the marriage date (event_date) is after `today`, or not after both births (on or before the
+   person's birth date, or the spouse's) → `unsynced/mismatch`: [event_date] for a date in the future,
+   [event_date, date_of_birth] before the person's birth, [event_date, spouse_id] before the spouse's
+   (in that order of checks).
+   The marriage conditions of the Law on Marriage and Family (52/2014/QH13, art. 8), each refusal
+   `unsynced/ineligible` with `fields` naming the condition (see MARRIAGE_CONDITIONS):
+9. M12 age at the marriage date: a man under full 20 years, a woman under full 18 (art. 8.1.a) →
+   [marriage_age] for the person, [spouse_id, marriage_age] for the spouse (the person first).
+10. M13 the two are of the same sex (art. 8.2: not recognised) → [same_sex].
+11. M14 one descends from the other through the NPD's father_id/mother_id links, any number of
+    generations (direct relatives, art. 8.1.d and 5.2.d) → [direct_relatives].
+12. M15 `corrected`/`cleaned` as D11 for the person: both become married to each other.
 
 A decision carries the changes to apply as data (`NewCitizen`, `UpdateCitizen`); the storage layer applies
 them and stores the registration of every synced decision (`Registration`), which later replays find.
@@ -73,6 +84,7 @@ from schemas.rules import differing_fields, npd_corrections
 
 __all__ = [
     "CIVIL_FIELDS",
+    "MARRIAGE_CONDITIONS",
     "CivilDecision",
     "IdSpaceExhaustedError",
     "NewCitizen",
@@ -80,9 +92,11 @@ __all__ = [
     "Registration",
     "UpdateCitizen",
     "decide_civil",
+    "full_years",
     "is_married",
     "issue_personal_id",
     "lookup_ids",
+    "marriage_refusal",
     "registration_key",
 ]
 
@@ -92,6 +106,26 @@ _SERIALS = 1_000_000
 _PARENTS: tuple[tuple[str, Gender], ...] = (("father_id", "male"), ("mother_id", "female"))
 _PARENT_NAMES = {"father_id": "father_name", "mother_id": "mother_name"}
 _NO_CITIZEN = object()  # a parent ID given with a JSON type no ID has (a number, a list …)
+# Full years a man / a woman must have reached on the marriage date (52/2014/QH13 art. 8.1.a).
+MARRIAGE_AGE: Mapping[Gender, int] = {"male": 20, "female": 18}
+# Why a marriage was refused, by the `fields` of its result (M11–M14): what its correction task says.
+MARRIAGE_CONDITIONS: Mapping[tuple[str, ...], str] = {
+    ("event_date",): "M11: the marriage date is in the future",
+    ("event_date", "date_of_birth"): "M11: the marriage date is not after the person's birth date",
+    ("event_date", "spouse_id"): "M11: the marriage date is not after the spouse's birth date",
+    ("marriage_age",): (
+        "M12: the person is under the marriage age on the marriage date (men full 20, women full 18; "
+        "Law 52/2014/QH13 art. 8.1.a)"
+    ),
+    ("spouse_id", "marriage_age"): (
+        "M12: the spouse is under the marriage age on the marriage date (men full 20, women full 18; "
+        "Law 52/2014/QH13 art. 8.1.a)"
+    ),
+    ("same_sex",): "M13: the two are of the same sex (Law 52/2014/QH13 art. 8.2)",
+    ("direct_relatives",): (
+        "M14: one is a direct ancestor of the other in the NPD (Law 52/2014/QH13 art. 8.1.d, 5.2.d)"
+    ),
+}
 
 
 class IdSpaceExhaustedError(ValueError):
@@ -315,7 +349,9 @@ def _death(record: Record, people: Mapping[str, Citizen], event_date: date) -> C
     )
 
 
-def _marriage(record: Record, people: Mapping[str, Citizen]) -> CivilDecision:
+def _marriage(
+    record: Record, people: Mapping[str, Citizen], event_date: date, today: date | None
+) -> CivilDecision:
     assert record.personal_id is not None
     spouse_id = _text(record.raw.get("spouse_id"))
     assert spouse_id is not None  # C2 passed
@@ -340,6 +376,9 @@ def _marriage(record: Record, people: Mapping[str, Citizen]) -> CivilDecision:
         return CivilDecision(Outcome.MISMATCH, ("marital_status",))
     if is_married(spouse):
         return CivilDecision(Outcome.MISMATCH, ("spouse_id", "marital_status"))
+    refused = marriage_refusal(person, spouse, event_date, people, today)
+    if refused is not None:
+        return refused
     corrections = npd_corrections(record, person, shape)
     changes = tuple(
         UpdateCitizen(
@@ -357,18 +396,73 @@ def _marriage(record: Record, people: Mapping[str, Citizen]) -> CivilDecision:
     )
 
 
+def full_years(born: date, on: date) -> int:
+    """Full years of age on `on` (someone born on 29 February turns a year older on 1 March)."""
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _ancestors(citizen: Citizen, people: Mapping[str, Citizen]) -> set[str]:
+    """Every personal ID reachable upwards from `citizen` through father_id/mother_id in `people`."""
+    found: set[str] = set()
+    todo = [citizen]
+    while todo:
+        extra = todo.pop().model_extra or {}
+        for name in ("father_id", "mother_id"):
+            parent_id = extra.get(name)
+            if not isinstance(parent_id, str) or parent_id in found:
+                continue
+            found.add(parent_id)  # a parent the NPD no longer holds still counts as an ancestor
+            parent = people.get(parent_id)
+            if parent is not None:
+                todo.append(parent)
+    return found
+
+
+def marriage_refusal(
+    person: Citizen,
+    spouse: Citizen,
+    married_on: date,
+    people: Mapping[str, Citizen],
+    today: date | None = None,
+) -> CivilDecision | None:
+    """M11–M14 for two resolved, living, unmarried citizens: the refusal, or None when they may marry."""
+    # M11.
+    if today is not None and married_on > today:
+        return CivilDecision(Outcome.MISMATCH, ("event_date",))
+    if married_on <= person.date_of_birth:
+        return CivilDecision(Outcome.MISMATCH, ("event_date", "date_of_birth"))
+    if married_on <= spouse.date_of_birth:
+        return CivilDecision(Outcome.MISMATCH, ("event_date", "spouse_id"))
+    # M12.
+    for who, fields in ((person, ("marriage_age",)), (spouse, ("spouse_id", "marriage_age"))):
+        if full_years(who.date_of_birth, married_on) < MARRIAGE_AGE[who.gender]:
+            return CivilDecision(Outcome.INELIGIBLE, fields)
+    # M13.
+    if person.gender == spouse.gender:
+        return CivilDecision(Outcome.INELIGIBLE, ("same_sex",))
+    # M14.
+    if person.personal_id in _ancestors(spouse, people) or spouse.personal_id in _ancestors(person, people):
+        return CivilDecision(Outcome.INELIGIBLE, ("direct_relatives",))
+    return None
+
+
 def decide_civil(
     record: Record,
     people: Mapping[str, Citizen],
     registered: Registration | None,
     id_taken: Callable[[str], bool],
+    *,
+    today: date | None = None,
 ) -> CivilDecision:
     """Apply the civil-status rules in order (module docstring); the first that applies wins.
 
     `people`: the NPD's citizens by the IDs `lookup_ids(record)` names (a legacy ID maps to its
-    citizen, as `PopulationStore.lookup_many` answers); absent IDs are left out. `registered`: the
-    NPD's registration under `registration_key(record)`, or None. `id_taken`: whether the NPD already
-    holds a personal ID (for issuing a birth's). A record of another sector raises ValueError.
+    citizen, as `PopulationStore.lookup_many` answers); absent IDs are left out. For a marriage, M14
+    also reads the ancestors of both people through `people.get` (their father_id/mother_id): a mapping
+    that looks citizens up as they are asked for serves it. `registered`: the NPD's registration under
+    `registration_key(record)`, or None. `id_taken`: whether the NPD already holds a personal ID (for
+    issuing a birth's). `today`: the NPD's date, for M11's "not in the future" (None: not checked).
+    A record of another sector raises ValueError.
     """
     if record.sector != Sector.CIVIL_STATUS:
         raise ValueError(
@@ -396,7 +490,7 @@ def decide_civil(
         return _birth(record, people, event_date, id_taken)
     if record.event == "death":
         return _death(record, people, event_date)
-    return _marriage(record, people)
+    return _marriage(record, people, event_date, today)
 
 
 def _missing(record: Record) -> tuple[str, ...]:

@@ -30,6 +30,9 @@ class Outcome(StrEnum):
     DECEASED = "unsynced/deceased"
     MOVED = "unsynced/moved"
     DUPLICATE = "unsynced/duplicate"
+    # A registration the law forbids (civil status: a marriage under age, of the same sex, or of direct
+    # relatives; docs/civil-status.md M12–M14): the data may be right, the event cannot be registered.
+    INELIGIBLE = "unsynced/ineligible"
     REJECTED = "rejected"
 
     @property

@@ -17,6 +17,9 @@ version, which supersedes the earlier one.
 Under `matching: fuzzy` a task whose record's name was compared also carries `name_match`: the score, the
 threshold, the per-word explanation and `reading`, the record's own words read in the NPD's order (the
 closest reading of the name the province sent).
+
+A marriage the civil-status rules refused for a condition of the law or of its dates (M11–M14 of
+docs/civil-status.md) also carries `condition`: which one failed, in words (`MARRIAGE_CONDITIONS`).
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from datetime import date
 from typing import Any
 
 from schemas.citizen import Citizen
+from schemas.civil import MARRIAGE_CONDITIONS
 from schemas.name_match import NameMatch
-from schemas.outcomes import Outcome
+from schemas.outcomes import Outcome, Sector
 from schemas.personal_id import id_shape
 from schemas.records import Record
 from schemas.rules import Decision
@@ -96,6 +100,10 @@ def correction_task(
         "decided_ms": decided_ms,
         "record": dict(record.raw),
     }
+    if record.sector == Sector.CIVIL_STATUS and record.event == "marriage":
+        condition = MARRIAGE_CONDITIONS.get(decision.fields)
+        if condition is not None:
+            task["condition"] = condition
     if name_match is not None:
         task["name_match"] = {**name_match.explanation(), "reading": name_match.reading}
     return task

@@ -3,21 +3,25 @@
 `CivilRegistry.register` decides each record with the pure `schemas.civil.decide_civil` and applies the
 changes the decision lists, in request order, in one transaction (all or nothing). A synced registration
 is remembered in `civil_registrations`, keyed by (province, registration_no): the same record delivered
-again gets the stored answer (`replayed`) and changes nothing; an unsynced one leaves no trace, so its
-corrected re-publication is decided afresh. Residence changes are idempotent by the caller's reference.
+again gets the stored answer (`replayed`) and changes nothing. An unsynced answer changes nothing and is
+remembered in `civil_refusals` by (province, record_id, a digest of the record's content): the same record
+delivered again (Kafka delivers at least once) gets the same answer even if later records changed what
+it would see now, while a corrected re-publication (other content) is decided afresh. Residence changes
+are idempotent by the caller's reference.
 
 Every method blocks (SQLite): the API calls them in the thread pool.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Literal
 
 from mocks.ndxp.db import PopulationDB
@@ -58,6 +62,15 @@ CREATE TABLE IF NOT EXISTS civil_registrations (
     registered_at TEXT NOT NULL,    -- UTC, ISO 8601
     PRIMARY KEY (province, registration_no)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS civil_refusals (
+    province TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    digest TEXT NOT NULL,           -- sha256 of the record's canonical JSON: a changed record is new
+    outcome TEXT NOT NULL,          -- unsynced/…
+    fields TEXT NOT NULL,           -- JSON array
+    decided_at TEXT NOT NULL,
+    PRIMARY KEY (province, record_id, digest)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS residence_changes (
     agency TEXT NOT NULL,
     reference TEXT NOT NULL,        -- the caller's idempotency key, unique per agency
@@ -74,6 +87,10 @@ _REGISTERED = (
     "FROM civil_registrations WHERE province = ? AND registration_no = ?"
 )
 _REGISTER = "INSERT INTO civil_registrations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_REFUSED = "SELECT outcome, fields FROM civil_refusals WHERE province = ? AND record_id = ? AND digest = ?"
+_REFUSE = "INSERT OR IGNORE INTO civil_refusals VALUES (?, ?, ?, ?, ?, ?)"
+# The NPD's "today" for M11 (a marriage date in the future): Vietnam's date (UTC+7, no daylight saving).
+VIETNAM = timezone(timedelta(hours=7), "ICT")
 _BASIC = frozenset(Citizen.model_fields)
 
 Action = Literal["register", "deregister"]
@@ -141,8 +158,10 @@ def _now() -> str:
 class CivilRegistry:
     """Civil-status registrations and residence changes against one `PopulationDB`."""
 
-    def __init__(self, db: PopulationDB) -> None:
+    def __init__(self, db: PopulationDB, today: Callable[[], date] | None = None) -> None:
+        """`today`: the NPD's date for M11 (default: the date in Vietnam now)."""
         self.db = db
+        self.today = today or (lambda: datetime.now(VIETNAM).date())
         self._lock = threading.Lock()
         self._ready = False
 
@@ -180,10 +199,21 @@ class CivilRegistry:
         if record.sector != Sector.CIVIL_STATUS:
             detail = f"sector {record.sector!r}: this endpoint registers civil_status records only"
             return CivilResult(record.record_id, Outcome.REJECTED.value, detail=detail)
+        digest = _digest(obj)
+        row = conn.execute(_REFUSED, (record.province, record.record_id, digest)).fetchone()
+        if row is not None:  # this very record was refused before: the same answer, nothing written
+            fields = tuple(json.loads(row[1]))
+            return CivilResult(record.record_id, row[0], fields, replayed=True)
         key = registration_key(record)
         registered = self._registered(conn, key) if key else None
-        people = self.db.lookup_many(lookup_ids(record))
-        decision = decide_civil(record, people, registered, self._id_taken(conn))
+        people = _People(self.db, self.db.lookup_many(lookup_ids(record)))
+        decision = decide_civil(record, people, registered, self._id_taken(conn), today=self.today())
+        if decision.outcome.unsynced:
+            conn.execute(
+                _REFUSE,
+                (record.province, record.record_id, digest, decision.outcome.value,
+                 json.dumps(list(decision.fields)), _now()),
+            )  # fmt: skip
         touched = self._apply(decision.changes)
         stored = decision.registration(record.record_id, record.event) if record.event else None
         if stored is not None and key is not None:
@@ -370,6 +400,35 @@ def _with_values(current: Citizen, changes: Mapping[str, str | None]) -> Citizen
         else:
             values[name] = value
     return Citizen.model_validate(values)
+
+
+def _digest(obj: object) -> str:
+    """The record's content as one hash: keys sorted, so the same record always gives the same digest."""
+    text = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class _People(Mapping[str, Citizen]):
+    """The citizens `lookup_ids` named, and any other the rules ask for (M14's ancestors), looked up
+    in the same transaction when first asked for."""
+
+    def __init__(self, db: PopulationDB, known: dict[str, Citizen]) -> None:
+        self.db = db
+        self.known: dict[str, Citizen | None] = dict(known)
+
+    def __getitem__(self, personal_id: str) -> Citizen:
+        if personal_id not in self.known:
+            self.known[personal_id] = self.db.lookup_many([personal_id]).get(personal_id)
+        citizen = self.known[personal_id]
+        if citizen is None:
+            raise KeyError(personal_id)
+        return citizen
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, v in self.known.items() if v is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for v in self.known.values() if v is not None)
 
 
 def _ids(decision: CivilDecision) -> list[str]:

@@ -22,7 +22,7 @@ from streams.tasks import correction_task, task_lookup_key
 
 pytestmark = pytest.mark.unit
 
-UNFIXABLE = ("malformed_id", "not_found", "deceased", "moved", "duplicate")
+UNFIXABLE = ("malformed_id", "not_found", "deceased", "moved", "duplicate", "ineligible")
 
 
 @dataclass

@@ -193,12 +193,12 @@ def test_every_record_outcome_has_a_vietnamese_label() -> None:
     assert set(OUTCOME_LABELS) == {o.value for o in RECORD_OUTCOMES}
     every = total(
         cleaned=1, corrected=1, mismatch=1, not_found=1, malformed_id=1, missing_fields=1, deceased=1,
-        moved=1, duplicate=1,
+        moved=1, duplicate=1, ineligible=1,
     )  # fmt: skip
     assert every["total"] == len(RECORD_OUTCOMES)
     rows = breakdown_rows(every)
     assert [r[0] for r in rows] == [o.value for o in RECORD_OUTCOMES]
-    assert all(r[3] == "11,11%" for r in rows)
+    assert all(r[3] == "10,00%" for r in rows)
 
 
 # --- English numbers, seconds ---------------------------------------------------------------------------

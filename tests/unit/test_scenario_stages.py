@@ -214,7 +214,7 @@ def test_a_civil_status_source_refuses_records(tmp_path: Path) -> None:
     source = '{sector: civil_status, province: "008", generate: {records: 10}}'
     assert problem(tmp_path, source) == (
         "sources.0.generate.records: unknown key; allowed keys here: "
-        "births, late_births, deaths, marriages, corrected, unsynced, period"
+        "births, late_births, deaths, marriages, corrected, unsynced, refused_marriages, period"
     )
 
 

@@ -16,6 +16,7 @@ const OUTCOME_COLOURS = {
   "unsynced/deceased": "#546e7a",
   "unsynced/moved": "#1e88e5",
   "unsynced/duplicate": "#d81b60",
+  "unsynced/ineligible": "#6d4c41",
 };
 
 const RUN_STATUS = {
