@@ -30,7 +30,7 @@ __all__ = ["EN", "VI", "Lang", "Merged", "Words", "merge_summaries", "render_mar
 
 Key = tuple[str, ...]
 SECTOR_ORDER = ("insurance", "labour", "civil_status")
-EVENT_ORDER = ("birth", "death", "marriage")
+EVENT_ORDER = ("birth", "death", "marriage", "unreadable")
 CHAIN_ORDER = ("birth", "death")
 GONE = ("unsynced/deceased", "unsynced/moved")  # labour forms not written: the citizen died or moved
 
@@ -118,7 +118,12 @@ VI = Words(
         "  + Số phiếu không cập nhật do công dân chết, chuyển nơi đăng ký thường trú: {n} phiếu, chiếm {pct}."
     ),
     labour_other="  + Số phiếu chưa cập nhật do {label}: {n} phiếu, chiếm {pct}.",
-    events={"birth": "Đăng ký khai sinh", "death": "Đăng ký khai tử", "marriage": "Đăng ký kết hôn"},
+    events={
+        "birth": "Đăng ký khai sinh",
+        "death": "Đăng ký khai tử",
+        "marriage": "Đăng ký kết hôn",
+        "unreadable": "Hồ sơ không đọc được loại sự kiện",
+    },
     civil_event=(
         f"- {{event}}: {{synced}}/{{total}} hồ sơ đã đồng bộ với {NPD_VI}, đạt tỷ lệ {{synced_pct}}; "
         "chưa đồng bộ {unsynced} hồ sơ, chiếm {unsynced_pct}."
@@ -188,6 +193,7 @@ EN = Words(
         "birth": "Birth registrations",
         "death": "Death registrations",
         "marriage": "Marriage registrations",
+        "unreadable": "Registrations whose event is unreadable",
     },
     civil_event=(
         f"- {{event}}: {{synced}}/{{total}} in sync with {NPD_EN}, or {{synced_pct}}; "

@@ -12,11 +12,16 @@ from typing import Any
 
 from popsync.collector import RecordResult
 from popsync.scenario import FLAT_FIGURES
-from schemas.outcomes import RECORD_OUTCOMES, is_synced
+from schemas.outcomes import RECORD_OUTCOMES, Sector, is_synced
 from streams.chain_steps import duration_ms
+
+# The `civil_events` row of civil-status records whose `event` is absent or unreadable (missing_fields).
+UNREADABLE_EVENT = "unreadable"
+_CIVIL = Sector.CIVIL_STATUS.value
 
 __all__ = [
     "EID_APPROVED",
+    "UNREADABLE_EVENT",
     "build_summary",
     "chain_entries",
     "check_chain_expectations",
@@ -97,8 +102,10 @@ def build_summary(
             n += 1
             continue
         outcomes.setdefault(source, Counter())[result.outcome] += 1
-        if result.event:
-            by_event = events.setdefault((province, result.event), Counter())
+        if result.event or sector == _CIVIL:
+            # A civil-status record whose `event` is unreadable has a row of its own, so the rows of a
+            # province add up to its civil-status total.
+            by_event = events.setdefault((province, result.event or UNREADABLE_EVENT), Counter())
             by_event["total"] += 1
             by_event["synced"] += is_synced(result.outcome)
         figures = extra.setdefault(source, Counter())
