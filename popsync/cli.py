@@ -220,28 +220,30 @@ def report(
         bool, typer.Option("--lines", help="print simulate's one-line report lines instead of the Markdown")
     ] = False,
     provinces: Annotated[
-        str,
+        str | None,
         typer.Option(
             metavar="[legacy|current]",
             help="group by the 63 legacy provinces (as the records name them) or the 34 current ones "
-            "(since 2025-07-01: the merged provinces' figures added up)",
+            "(the merged provinces' figures added up); default: current when every summary is as of "
+            "2025-07-01 or later (the scenario's as_of), legacy otherwise",
         ),
-    ] = "legacy",
+    ] = None,
 ) -> None:
     """Print the Markdown report of one or more summaries, per province and sector, in the seeds' style."""
     from popsync.report import Lang, ReportError, eid_report_line, load_summary, report_line
     from popsync.report_md import merge_summaries, render_markdown
-    from popsync.report_provinces import province_names, regroup
+    from popsync.report_provinces import province_names, regroup, summaries_map
     from schemas.provinces import ProvinceMap
 
     if lang not in tuple(Lang):
         raise typer.BadParameter(f"{lang!r} is not one of vi, en", param_hint="'--lang'")
-    if provinces not in tuple(ProvinceMap):
+    if provinces is not None and provinces not in tuple(ProvinceMap):
         raise typer.BadParameter(f"{provinces!r} is not one of legacy, current", param_hint="'--provinces'")
-    by = ProvinceMap(provinces)
     # Reported here rather than by main(): every way in (a test's CliRunner too) gets one line and status 2.
     try:
-        merged = regroup(merge_summaries((str(path), load_summary(path)) for path in summaries), by)
+        loaded = [(str(path), load_summary(path)) for path in summaries]
+        by = ProvinceMap(provinces) if provinces else summaries_map(s for _, s in loaded)
+        merged = regroup(merge_summaries(loaded), by)
         text = render_markdown(merged, Lang(lang), names=province_names(by))
         if markdown is not None:
             try:

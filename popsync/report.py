@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -228,6 +230,14 @@ def check_summary(data: Any) -> dict[str, Any]:
         raise ValueError("it has no 'totals' list; give a summary written by `popsync simulate --summary`")
     if "scenario" in data and not isinstance(data["scenario"], str):
         raise ValueError(f"'scenario' must be a string, got {data['scenario']!r}")
+    if "as_of" in data:
+        as_of = data["as_of"]
+        try:
+            if not isinstance(as_of, str) or not re.fullmatch("[0-9]{4}-[0-9]{2}-[0-9]{2}", as_of):
+                raise ValueError
+            date.fromisoformat(as_of)
+        except ValueError:
+            raise ValueError(f"'as_of' must be a date written YYYY-MM-DD, got {as_of!r}") from None
     for i, total in enumerate(_entries(data, "totals")):
         where = f"totals[{i}]"
         try:

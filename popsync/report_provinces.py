@@ -1,7 +1,7 @@
 """Report figures by legacy or by current province (issue 13): `popsync report --provinces current|legacy`.
 
 A summary keeps each source's province code as its records name it (a 2026 form may still name the
-former Hà Giang, 002). `regroup` reports them by the 63 legacy provinces (as they are: the default) or by
+former Hà Giang, 002). `regroup` reports them by the 63 legacy provinces (as they are) or by
 the 34 current ones, adding up the figures of the legacy provinces merged into one current province:
 
     merged = regroup(merge_summaries(...), ProvinceMap.CURRENT)
@@ -13,13 +13,14 @@ province shows, for each, the largest of its parts' (an upper bound; exact when 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 from popsync.report_md import Merged
-from schemas.provinces import CURRENT_PROVINCES, PROVINCES, ProvinceMap, current_province
+from schemas.provinces import CURRENT_PROVINCES, PROVINCES, ProvinceMap, current_province, map_for
 
-__all__ = ["province_names", "regroup"]
+__all__ = ["province_names", "regroup", "summaries_map"]
 
 # Merged's sections and the fields that name one entry in each (as merge_summaries keys them).
 _KEYS: dict[str, tuple[str, ...]] = {
@@ -31,6 +32,14 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "eid": ("province",),
 }
 _SPREADS = frozenset({"fix_time_s", "duration_s"})
+
+
+def summaries_map(summaries: Iterable[Mapping[str, Any]]) -> ProvinceMap:
+    """The map a report of `summaries` uses unless told: current when every one is as of 2025-07-01 or later
+    (its `as_of`, from the scenario), legacy when any is earlier or has no `as_of` (a summary before it)."""
+    dates = [s.get("as_of") for s in summaries]
+    current = all(isinstance(d, str) and map_for(date.fromisoformat(d)) is ProvinceMap.CURRENT for d in dates)
+    return ProvinceMap.CURRENT if dates and current else ProvinceMap.LEGACY
 
 
 def province_names(provinces: ProvinceMap) -> Mapping[str, str]:

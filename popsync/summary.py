@@ -6,6 +6,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ def build_summary(
     *,
     cleansing: Iterable[tuple[str, str]] = (),
     chains: Mapping[str, Mapping[str, Any]] | None = None,
+    as_of: date | None = None,
 ) -> dict[str, Any]:
     """Totals per (sector, province) with every outcome listed, zeros included; `eid` entries if any.
 
@@ -164,6 +166,8 @@ def build_summary(
     lags.sort()
     summary: dict[str, Any] = {
         "scenario": scenario,
+        # the scenario's `as_of`: `popsync report` groups by the current provinces from 2025-07-01 on
+        **({"as_of": as_of.isoformat()} if as_of is not None else {}),
         "totals": totals,
         "rejected": rejected,
         "duration_s": round(duration_s, 3),

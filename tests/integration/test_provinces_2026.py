@@ -94,7 +94,9 @@ def test_tuyen_quang_2026_counts_ha_giang_residents_as_not_moved(
         assert result.exit_code == 0, result.output
         return result.output
 
+    assert json.loads(summary_path.read_text(encoding="utf-8"))["as_of"] == "2026-06-30"
     current = report("--lines", "--provinces", "current")
+    assert report("--lines") == current  # a summary as of 2026: current provinces unless told otherwise
     assert current.strip() == (
         "Người lao động (008): 6.740/7.000 bản ghi đã làm sạch, đạt 96,29%; chưa đồng bộ 260 (3,71%)"
     )

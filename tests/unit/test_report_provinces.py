@@ -136,3 +136,46 @@ def test_current_grouping_keeps_every_record_and_lands_on_current_codes(figures:
     names = province_names(ProvinceMap.CURRENT)
     text = render_markdown(merged, names=names)
     assert all(f"## {names[k[1]]} ({k[1]})" in text for k in merged.totals)
+
+
+def test_a_summary_as_of_2025_07_01_or_later_is_reported_by_current_provinces(tmp_path: Path) -> None:
+    def lines(*dates: str | None, args: tuple[str, ...] = ()) -> str:
+        paths = []
+        for i, as_of in enumerate(dates):
+            path = tmp_path / f"s{i}.json"
+            summary = {**SUMMARY, "scenario": f"s{i}"} | ({"as_of": as_of} if as_of else {})
+            path.write_text(json.dumps(summary, ensure_ascii=False), encoding="utf-8")
+            paths.append(str(path))
+        result = CliRunner().invoke(app, ["report", *paths, "--lines", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "(002)" not in lines("2026-06-30") and "(008): 6.740/7.000" in lines("2026-06-30")
+    assert "(002)" not in lines("2025-07-01", "2026-01-01")
+    assert "(002): 1.940/2.000" in lines("2025-06-30")  # before the merger
+    assert "(002): 1.940/2.000" in lines(None)  # a summary from before `as_of` existed
+    assert "(002): 1.940/2.000" in lines("2026-06-30", None)  # not all of them current: legacy
+    assert "(002): 1.940/2.000" in lines("2026-06-30", args=("--provinces", "legacy"))  # told: as told
+    assert "(002)" not in lines("2023-12-31", args=("--provinces", "current"))
+
+
+def test_build_summary_writes_the_scenarios_as_of_only_when_it_has_one() -> None:
+    from datetime import date
+
+    from popsync.summary import build_summary
+
+    assert "as_of" not in build_summary("s", [], {}, 0, 1.0)
+    summary = build_summary("s", [], {}, 0, 1.0, as_of=date(2026, 6, 30))
+    assert summary["as_of"] == "2026-06-30"
+    assert check_summary(json.loads(json.dumps(summary))) == summary
+
+
+@given(st.one_of(st.text(max_size=12), st.integers(), st.none(), st.booleans(), st.dates().map(str)))
+def test_a_summarys_as_of_is_a_real_date_or_the_summary_is_refused(as_of: Any) -> None:
+    summary = {**SUMMARY, "as_of": as_of}
+    try:
+        check_summary(summary)
+    except ValueError as exc:
+        assert "'as_of' must be a date written YYYY-MM-DD" in str(exc)
+        return
+    assert isinstance(as_of, str) and len(as_of) == 10 and as_of[4] == as_of[7] == "-"
