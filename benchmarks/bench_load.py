@@ -75,7 +75,7 @@ def load_plain(path: Path, citizens: Sequence[Citizen]) -> int:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(npd._SCHEMA)
         conn.execute("BEGIN")
-        conn.executemany(npd._INSERT, (npd._row(c) for c in citizens))
+        conn.executemany(npd._INSERT, (npd.citizen_row(c) for c in citizens))
         conn.execute("COMMIT")
         return int(conn.execute("SELECT COUNT(*) FROM citizens").fetchone()[0])
     finally:

@@ -1,5 +1,8 @@
 """The disclosure audit of a mock (NDXP, VNeID): who saw which citizen's fields, when, why, under which
-request. Append-only: SQLite triggers refuse UPDATE and DELETE on the table."""
+request. Append-only: SQLite triggers refuse UPDATE and DELETE on the table.
+
+`AuditStore` is the interface; `AuditLog` is its SQLite implementation and
+`mocks.common.audit_postgres.PostgresAuditLog` its PostgreSQL one."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import Protocol
 
 import orjson
 
-__all__ = ["AuditEntry", "AuditLog", "Connections", "Disclosure", "DisclosureBatch"]
+__all__ = ["AuditEntry", "AuditLog", "AuditStore", "Connections", "Disclosure", "DisclosureBatch"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -98,6 +101,23 @@ class AuditEntry:
     purpose: str
     request_id: str
     endpoint: str
+
+
+class AuditStore(Protocol):
+    """What the mocks need from an audit: append disclosures, read them back, count them. Nothing updates
+    or deletes an entry, and the database refuses to."""
+
+    def record(self, disclosures: Sequence[Disclosure]) -> None: ...
+    def record_batch(self, batch: DisclosureBatch) -> None: ...
+    def read(
+        self,
+        *,
+        agency: str | None = None,
+        request_id: str | None = None,
+        personal_id: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]: ...
+    def count(self) -> int: ...
 
 
 class AuditLog:

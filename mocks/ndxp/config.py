@@ -17,8 +17,8 @@ from pydantic_settings import SettingsConfigDict
 from mocks.common.body_limit import MiB
 from mocks.common.security import MIN_SECRET_BYTES, OAuthClient
 from mocks.common.settings import AgencyMockSettings
+from mocks.ndxp.postgres import checked_database_url
 from mocks.ndxp.scopes import AUDIT_READ, CITIZEN_SCOPES, CIVIL_REGISTER, KNOWN_SCOPES, RESIDENCE_WRITE
-from mocks.ndxp.sqlite import checked_sqlite_url
 
 __all__ = ["DEV_API_KEYS", "DEV_AUDITOR_KEYS", "DEV_CLIENTS", "NdxpSettings", "get_settings"]
 
@@ -59,7 +59,8 @@ class NdxpSettings(AgencyMockSettings):
 
     environment: Literal["development", "production"] = "development"
     database_url: str = Field(
-        default="sqlite:///ndxp.sqlite3", description="sqlite:///relative/path or sqlite:////absolute/path"
+        default="sqlite:///ndxp.sqlite3",
+        description="sqlite:///relative/path, sqlite:////absolute/path or postgresql://user@host:port/db",
     )
     api_keys: dict[str, SecretStr] = Field(
         default_factory=lambda: _secrets(DEV_API_KEYS),
@@ -103,7 +104,7 @@ class NdxpSettings(AgencyMockSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_url(cls, value: str) -> str:
-        checked_sqlite_url(value)
+        checked_database_url(value)
         return value
 
     @model_validator(mode="after")

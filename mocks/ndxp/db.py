@@ -1,7 +1,8 @@
 """The mock NPD's population store: citizens in SQLite, bulk loading and batched look-ups.
 
-`PopulationStore` is the interface the API needs; `PopulationDB` is its SQLite implementation.
-A PostgreSQL implementation can sit behind the same interface (`open_population` picks by URL scheme).
+`PopulationStore` is the interface the API needs; `PopulationDB` is its SQLite implementation and
+`mocks.ndxp.db_postgres.PostgresPopulation` its PostgreSQL one (`open_population` picks by URL scheme).
+Both pass the same contract tests (tests/integration/test_store_contract.py).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any, Protocol
 import orjson
 from pydantic_core import to_json
 
+from mocks.common.audit import AuditLog, AuditStore
 from mocks.ndxp.exceptions import DuplicateCitizenError
 from mocks.ndxp.population_file import numbered_citizens, read_population_file
+from mocks.ndxp.postgres import is_postgres_url
 from mocks.ndxp.sqlite import CACHE_KIB, SqliteConnections, sqlite_path
 from schemas.citizen import Citizen, mask_id
 
@@ -26,8 +29,13 @@ __all__ = [
     "CitizenJson",
     "PopulationDB",
     "PopulationStore",
+    "chunks",
+    "citizen_row",
+    "collect_rows",
     "open_population",
     "read_population_file",
+    "row_citizen",
+    "split_ids",
 ]
 
 # The basic fields, in `Citizen`'s field order (a full disclosure's JSON keeps it), then `extra`.
@@ -89,15 +97,24 @@ CitizenJson = tuple[str, str | None, bytes]
 class PopulationStore(Protocol):
     """What the NDXP API needs from the NPD's storage."""
 
+    @property
+    def location(self) -> str:
+        """Where the citizens are, without credentials (for logs)."""
+        ...
+
     def load(self, citizens: Iterable[Citizen], batch: int = 10_000) -> int: ...
     def load_file(self, path: Path | str) -> int: ...
     def lookup_many(self, ids: list[str]) -> dict[str, Citizen]: ...
     def lookup_json(self, ids: Sequence[str]) -> dict[str, CitizenJson]: ...
     def count(self) -> int: ...
+    def audit_log(self) -> AuditStore:
+        """The disclosure audit kept in the same database."""
+        ...
+
     def close(self) -> None: ...
 
 
-def _row(c: Citizen) -> tuple[Any, ...]:
+def citizen_row(c: Citizen) -> tuple[Any, ...]:
     extra = c.model_extra
     return (
         c.personal_id, c.legacy_id, c.full_name, c.date_of_birth.isoformat(), c.gender,
@@ -107,14 +124,14 @@ def _row(c: Citizen) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _citizen(row: tuple[Any, ...]) -> Citizen:
+def row_citizen(row: tuple[Any, ...]) -> Citizen:
     fields: dict[str, Any] = json.loads(row[9]) if row[9] else {}
     fields.update(zip(COLUMNS, row, strict=False))
     # Validating the plain row is cheaper than model_construct (pydantic-core parses the ISO dates).
     return Citizen.model_validate(fields)
 
 
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
         yield chunk
@@ -135,6 +152,14 @@ class PopulationDB:
     @property
     def path(self) -> Path:
         return self.connections.path
+
+    @property
+    def location(self) -> str:
+        return str(self.connections.path)
+
+    def audit_log(self) -> AuditLog:
+        """The disclosure audit in the same file."""
+        return AuditLog(self.connections)
 
     def close(self) -> None:
         self.connections.close()
@@ -162,11 +187,11 @@ class PopulationDB:
         loaded = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for chunk in _chunks(items, batch):
+            for chunk in chunks(items, batch):
                 conn.execute("SAVEPOINT chunk")
                 try:
                     # Sorted by personal_id, a chunk's inserts walk the tree in order.
-                    conn.executemany(_INSERT, sorted(_row(c) for _, c in chunk))
+                    conn.executemany(_INSERT, sorted(citizen_row(c) for _, c in chunk))
                 except sqlite3.IntegrityError:
                     conn.execute("ROLLBACK TO chunk")
                     raise self._duplicate(conn, chunk, where) from None
@@ -201,7 +226,7 @@ class PopulationDB:
     def save(self, citizens: Iterable[Citizen]) -> None:
         """Insert citizens, or replace those the NPD holds, inside the caller's transaction on this
         thread's connection (no BEGIN of its own: the civil-status registrations commit all or nothing)."""
-        self.connections.get().executemany(_UPSERT, [_row(c) for c in citizens])
+        self.connections.get().executemany(_UPSERT, [citizen_row(c) for c in citizens])
 
     def lookup_many(self, ids: list[str]) -> dict[str, Citizen]:
         """Map each queried ID (12-digit personal or 9-digit legacy) to its citizen; absent IDs are left out.
@@ -209,7 +234,7 @@ class PopulationDB:
         IDs of any other shape are ignored. Should two citizens share a legacy ID, the one with the
         smaller personal_id answers (deterministic; the data is at fault). One statement for all the IDs.
         """
-        return {key: _citizen(row) for key, row in self._lookup(_LOOKUP, ids).items()}
+        return {key: row_citizen(row) for key, row in self._lookup(_LOOKUP, ids).items()}
 
     def lookup_json(self, ids: Sequence[str]) -> dict[str, CitizenJson]:
         """`lookup_many` with each citizen as JSON (`CitizenJson`), not validated again: the rows were
@@ -218,23 +243,39 @@ class PopulationDB:
         return self._lookup(_LOOKUP_JSON, ids)
 
     def _lookup(self, sql: str, ids: Sequence[str]) -> dict[str, Any]:
-        # 12 or 9 ASCII digits (`str.isdigit` alone would take other scripts' digits); written out, not
-        # a function per ID: this runs for every ID of every batch.
-        personal = [i for i in ids if len(i) == 12 and i.isdigit() and i.isascii()]
-        legacy = [i for i in ids if len(i) == 9 and i.isdigit() and i.isascii()]
+        personal, legacy = split_ids(ids)
         if not personal and not legacy:
             return {}
-        found: dict[str, Any] = {}
-        # Every row starts (the ID it answers, personal_id, …).
         params = (orjson.dumps(personal).decode(), orjson.dumps(legacy).decode())
-        for row in self.connections.get().execute(sql, params):
-            key = row[0]
-            if len(key) == 9 and key in found and found[key][0] < row[1]:
-                continue  # a legacy ID two citizens share: the smaller personal_id answers
-            found[key] = row[1:]
-        return found
+        return collect_rows(self.connections.get().execute(sql, params))
 
 
-def open_population(url: str, *, checkpoint_every_s: float | None = None) -> PopulationDB:
-    """Open the population store a database URL names (`sqlite:///PATH`; other schemes fail clearly)."""
+def split_ids(ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The personal (12 ASCII digits) and the legacy (9) IDs of a batch; anything else is left out."""
+    # `str.isdigit` alone would take other scripts' digits; written out, not a function per ID: this runs
+    # for every ID of every batch.
+    personal = [i for i in ids if len(i) == 12 and i.isdigit() and i.isascii()]
+    legacy = [i for i in ids if len(i) == 9 and i.isdigit() and i.isascii()]
+    return personal, legacy
+
+
+def collect_rows(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
+    """Look-up rows (the ID each answers, personal_id, …) by queried ID, the ID itself dropped. A legacy
+    ID two citizens share is answered by the smaller personal_id (deterministic; the data is at fault)."""
+    found: dict[str, Any] = {}
+    for row in rows:
+        key = row[0]
+        if len(key) == 9 and key in found and found[key][0] < row[1]:
+            continue
+        found[key] = tuple(row[1:])
+    return found
+
+
+def open_population(url: str, *, checkpoint_every_s: float | None = None) -> PopulationStore:
+    """Open the population store a database URL names: `sqlite:///PATH` or `postgresql://…` (other schemes
+    fail clearly). `checkpoint_every_s` is SQLite's (see `SqliteConnections`)."""
+    if is_postgres_url(url):
+        from mocks.ndxp.db_postgres import PostgresPopulation  # not at the top: it imports this module
+
+        return PostgresPopulation.create(url)
     return PopulationDB.create(sqlite_path(url), checkpoint_every_s=checkpoint_every_s)

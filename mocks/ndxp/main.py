@@ -65,8 +65,8 @@ def create_app(settings: NdxpSettings | None = None) -> FastAPI:
             app.state.startup_error = exc  # NdxpServer reports it; uvicorn only logs it
             raise
         app.state.db = db
-        app.state.audit = MeteredAuditLog(db.connections, app.state.metrics)
-        _log.info("NDXP serving the population in %s (%s)", db.path, settings.environment)
+        app.state.audit = MeteredAuditLog(db.audit_log(), app.state.metrics)
+        _log.info("NDXP serving the population in %s (%s)", db.location, settings.environment)
         try:
             yield
         finally:

@@ -21,9 +21,8 @@ from prometheus_client.registry import Collector
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mocks.common.audit import AuditLog, Disclosure, DisclosureBatch
+from mocks.common.audit import AuditEntry, AuditStore, Disclosure, DisclosureBatch
 from mocks.ndxp.middleware import FaultInjector
-from mocks.ndxp.sqlite import SqliteConnections
 
 __all__ = ["MeteredAuditLog", "MetricsMiddleware", "NdxpMetrics", "RouteTemplates", "router"]
 
@@ -146,21 +145,34 @@ class MetricsMiddleware:
             self.metrics.observe_request(route, status, time.perf_counter() - started)
 
 
-class MeteredAuditLog(AuditLog):
-    """The audit log, counting each disclosure by agency once it is written."""
+class MeteredAuditLog:
+    """An audit store (SQLite or PostgreSQL), counting each disclosure by agency once it is written."""
 
-    def __init__(self, connections: SqliteConnections, metrics: NdxpMetrics) -> None:
-        super().__init__(connections)
+    def __init__(self, audit: AuditStore, metrics: NdxpMetrics) -> None:
+        self.audit = audit
         self._metrics = metrics
 
     def record(self, disclosures: Sequence[Disclosure]) -> None:
-        super().record(disclosures)
+        self.audit.record(disclosures)
         self._metrics.add_disclosures(disclosures)
 
     def record_batch(self, batch: DisclosureBatch) -> None:
-        super().record_batch(batch)
+        self.audit.record_batch(batch)
         if batch.citizens:  # as `add_disclosures`: no series for an agency that was shown nobody
             self._metrics.disclosures.labels(batch.agency).inc(len(batch.citizens))
+
+    def read(
+        self,
+        *,
+        agency: str | None = None,
+        request_id: str | None = None,
+        personal_id: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        return self.audit.read(agency=agency, request_id=request_id, personal_id=personal_id, limit=limit)
+
+    def count(self) -> int:
+        return self.audit.count()
 
 
 router = APIRouter(tags=["operations"])

@@ -30,8 +30,7 @@ def _safe_url(url: str) -> str:
 def sqlite_path(url: str) -> Path:
     """The file path of a `sqlite:///relative/path` or `sqlite:////absolute/path` URL.
 
-    Other schemes fail clearly: the storage sits behind an interface so PostgreSQL can be added,
-    but only SQLite is implemented.
+    Other schemes fail clearly (PostgreSQL URLs are opened by `mocks.ndxp.postgres`, not here).
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
@@ -40,8 +39,8 @@ def sqlite_path(url: str) -> Path:
         )
     if scheme != "sqlite":
         raise UnsupportedDatabaseError(
-            f"database URL {_safe_url(url)!r} uses scheme {scheme!r}; only sqlite:///PATH is implemented "
-            "(PostgreSQL is planned, not available yet)"
+            f"database URL {_safe_url(url)!r} uses scheme {scheme!r}; write sqlite:///PATH "
+            "or postgresql://USER@HOST:PORT/DATABASE"
         )
     if not rest.startswith("/") or rest == "/":
         raise UnsupportedDatabaseError(

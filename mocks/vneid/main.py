@@ -16,7 +16,7 @@ from mocks.common.errors import install_error_answers
 from mocks.common.methods import MethodGuardMiddleware
 from mocks.common.ratelimit import RateLimiter
 from mocks.common.settings import token_service
-from mocks.ndxp.db import PopulationDB, open_population
+from mocks.ndxp.db import PopulationStore, open_population
 from mocks.ndxp.middleware import FaultInjector, RequestIdMiddleware
 from mocks.vneid.accounts import AccountsDB, open_accounts
 from mocks.vneid.api.main import api_router, oauth_router, oidc_router
@@ -74,13 +74,13 @@ def create_app(settings: VneidSettings | None = None, *, citizens: CitizenLookup
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        population: PopulationDB | None = None
+        population: PopulationStore | None = None
         try:
             db: AccountsDB = await run_in_threadpool(open_accounts, settings.database_url)
             lookup = citizens
             if lookup is None and settings.population_url:
-                population = await run_in_threadpool(open_population, settings.population_url)
-                lookup = population.lookup_many
+                opened = await run_in_threadpool(open_population, settings.population_url)
+                population, lookup = opened, opened.lookup_many
         except Exception as exc:
             app.state.startup_error = exc  # VneidServer reports it; uvicorn only logs it
             raise

@@ -1,4 +1,5 @@
-"""Integration fixtures: one real Kafka broker per session, unique topic and group names per test."""
+"""Integration fixtures: one real Kafka broker and one real PostgreSQL server per session, unique topic,
+group and database names per test."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from popsync.kafka_local import KafkaUnavailableError, kafka_broker
+from popsync.postgres import LocalPostgres, PostgresUnavailableError, local_postgres
 
 _HERE = Path(__file__).resolve().parent
 
@@ -36,6 +38,30 @@ def kafka_bootstrap() -> Iterator[str]:
                 raise
             pytest.skip(f"no Kafka broker available: {exc}")
         yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server for the session: started from the local binaries on a free 127.0.0.1 port
+    in a temporary directory (as `nobody` when the tests run as root), stopped and deleted after.
+
+    Skips when no server binaries are installed (`make test-tools` installs them) — except under CI,
+    where that fails.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(local_postgres())
+        except PostgresUnavailableError as exc:
+            if os.environ.get("CI"):
+                raise
+            pytest.skip(f"no PostgreSQL server available: {exc}")
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: LocalPostgres) -> str:
+    """The URL of a new, empty database on the session's server: every test gets its own."""
+    return postgres_server.create_database("test")
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ def test_ndxp_batch_baseline_reads_the_rows_the_ndxp_reads(tmp_path: Path) -> No
     with contextlib.closing(sqlite3.connect(tmp_path / "npd.sqlite")) as conn:
         plain = bench_ndxp.read_plain(conn, ids)
     assert len(plain) == len(ids)
-    assert sorted(plain) == sorted(npd._row(c) for c in by_ndxp.values())
+    assert sorted(plain) == sorted(npd.citizen_row(c) for c in by_ndxp.values())
 
 
 def test_peak_rss_is_read_from_the_kernel() -> None:

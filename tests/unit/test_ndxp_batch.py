@@ -213,7 +213,7 @@ def test_record_batch_writes_the_rows_record_writes(db: PopulationDB) -> None:
 
 def test_metered_record_batch_counts_each_citizen_by_agency(db: PopulationDB) -> None:
     metrics = NdxpMetrics(FaultInjector())
-    audit = MeteredAuditLog(db.connections, metrics)
+    audit = MeteredAuditLog(AuditLog(db.connections), metrics)
     audit.record_batch(DisclosureBatch("nobody-shown", "p", "r0", "e", []))
     audit.record_batch(DisclosureBatch("lgsp-008", "p", "r1", "e", [("008090123456", ("personal_id",))] * 3))
     assert metrics.registry.get_sample_value("ndxp_disclosures_total", {"agency": "lgsp-008"}) == 3

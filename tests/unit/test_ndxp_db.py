@@ -237,7 +237,7 @@ def test_sqlite_urls(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://u:secret@db/npd", "only sqlite:///PATH is implemented"),
+        ("mysql://u:secret@db/npd", "write sqlite:///PATH or postgresql://"),
         ("npd.sqlite3", "no scheme"),
         ("sqlite://", "names no file"),
         ("sqlite:///:memory:", "in-memory"),
@@ -304,8 +304,9 @@ def test_settings_refuse_shared_keys_bad_rates_and_other_engines(monkeypatch: py
         NdxpSettings(api_keys={"a": "k", "b": "k"})
     with pytest.raises(ValidationError, match="error_rate"):
         NdxpSettings(error_rate=1.5)
-    with pytest.raises(ValidationError, match="only sqlite"):
-        NdxpSettings(database_url="postgresql://db/npd")
+    with pytest.raises(ValidationError, match="write sqlite:///PATH or postgresql://"):
+        NdxpSettings(database_url="mysql://db/npd")
+    assert NdxpSettings(database_url="postgresql://npd@db:5432/npd").database_url.startswith("postgresql")
     monkeypatch.setenv("NDXP_API_KEYS", '{"lgsp-019": "from-env"}')
     monkeypatch.setenv("NDXP_ERROR_RATE", "0.25")
     from_env = NdxpSettings()

@@ -77,7 +77,7 @@ def test_production_refuses_development_defaults(overrides: dict[str, Any], mess
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"database_url": "postgresql://u:p@h/db"}, "only sqlite"),
+        ({"database_url": "mysql://u:p@h/db"}, "write sqlite"),
         ({"population_url": "sqlite:///:memory:"}, "in-memory"),
         ({"api_keys": {"a": "same"}, "officer_keys": {"b": "same"}}, "share an API key"),
         ({"api_keys": {"a": ""}}, "empty"),

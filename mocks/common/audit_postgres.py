@@ -1,0 +1,148 @@
+"""The disclosure audit in PostgreSQL: `PostgresAuditLog`, the `AuditStore` of a mock on `postgresql://`.
+
+Append-only in the database itself: a statement trigger refuses every UPDATE, DELETE and TRUNCATE of the
+table, whoever sends it, and PUBLIC holds no right to do them. The table's owner (the role the mock
+connects as) could still drop the trigger; a deployment that must rule that out too lets the mock connect
+as a role that owns nothing and holds only INSERT and SELECT on `audit` (and USAGE on its sequence).
+Several replicas append to the same table: `seq` is one identity for all of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC
+from typing import TYPE_CHECKING
+
+from mocks.common.audit import AuditEntry, Disclosure, DisclosureBatch
+
+if TYPE_CHECKING:
+    from mocks.ndxp.postgres import PostgresPool
+
+__all__ = ["APPEND_ONLY", "PostgresAuditLog"]
+
+APPEND_ONLY = "the audit is append-only"
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS audit (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at timestamptz NOT NULL,
+    agency text NOT NULL,       -- who: the agency (OAuth client or API key holder)
+    personal_id text NOT NULL,  -- which citizen
+    fields text NOT NULL,       -- which fields, a JSON array
+    purpose text NOT NULL,      -- why, as the caller stated it
+    request_id text NOT NULL,
+    endpoint text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_agency ON audit (agency, seq);
+CREATE INDEX IF NOT EXISTS audit_request_id ON audit (request_id);
+CREATE INDEX IF NOT EXISTS audit_personal_id ON audit (personal_id, seq);
+CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '{APPEND_ONLY}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+END $$;
+-- A statement trigger: it refuses even an UPDATE or DELETE that matches no row, and TRUNCATE.
+CREATE OR REPLACE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
+REVOKE UPDATE, DELETE, TRUNCATE ON audit FROM PUBLIC;
+"""
+_COLUMNS = "seq, at, agency, personal_id, fields, purpose, request_id, endpoint"
+_INSERT = (
+    "INSERT INTO audit (at, agency, personal_id, fields, purpose, request_id, endpoint) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+# A batch in one statement, as the SQLite store's: each citizen's personal_id and the index of its field
+# list, the distinct field lists once; rows appended in the batch's order.
+_INSERT_BATCH = (
+    "INSERT INTO audit (at, agency, personal_id, fields, purpose, request_id, endpoint) "
+    "SELECT %(at)s, %(agency)s, c.personal_id, (%(lists)s::text[])[c.list + 1], %(purpose)s, "
+    "%(request_id)s, %(endpoint)s "
+    "FROM unnest(%(ids)s::text[], %(indexes)s::int[]) WITH ORDINALITY AS c(personal_id, list, n) ORDER BY c.n"
+)
+
+
+class PostgresAuditLog:
+    """The audit table, in the same PostgreSQL database as the mock's data."""
+
+    def __init__(self, pool: PostgresPool) -> None:
+        self.pool = pool
+        self.pool.ensure_schema(_SCHEMA)
+
+    def record(self, disclosures: Sequence[Disclosure]) -> None:
+        """Append disclosures in one transaction."""
+        if not disclosures:
+            return
+        rows = [
+            (d.at.astimezone(UTC), d.agency, d.personal_id, json.dumps(list(d.fields)), d.purpose,
+             d.request_id, d.endpoint)
+            for d in disclosures
+        ]  # fmt: skip
+        with self.pool.transaction() as conn, conn.cursor() as cur:
+            cur.executemany(_INSERT, rows)
+
+    def record_batch(self, batch: DisclosureBatch) -> None:
+        """Append one row per citizen of `batch` in one statement (the rows `record` would write)."""
+        if not batch.citizens:
+            return
+        indexes: dict[tuple[str, ...], int] = {}
+        lists: list[str] = []
+        ids: list[str] = []
+        positions: list[int] = []
+        for personal_id, fields in batch.citizens:
+            key = tuple(fields)
+            index = indexes.get(key)
+            if index is None:
+                index = indexes[key] = len(lists)
+                lists.append(json.dumps(list(key)))
+            ids.append(personal_id)
+            positions.append(index)
+        params = {
+            "at": batch.at.astimezone(UTC),
+            "agency": batch.agency,
+            "purpose": batch.purpose,
+            "request_id": batch.request_id,
+            "endpoint": batch.endpoint,
+            "lists": lists,
+            "ids": ids,
+            "indexes": positions,
+        }
+        with self.pool.transaction() as conn:
+            conn.execute(_INSERT_BATCH, params)
+
+    def read(
+        self,
+        *,
+        agency: str | None = None,
+        request_id: str | None = None,
+        personal_id: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """The newest `limit` entries matching every filter given, newest first."""
+        where, params = [], []
+        for column, value in (("agency", agency), ("request_id", request_id), ("personal_id", personal_id)):
+            if value is not None:
+                where.append(f"{column} = %s")
+                params.append(value)
+        sql = f"SELECT {_COLUMNS} FROM audit"  # noqa: S608 - constant columns; values are bound
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC LIMIT %s"
+        with self.pool.transaction() as conn:
+            rows = conn.execute(sql.encode(), [*params, limit]).fetchall()
+        return [
+            AuditEntry(
+                seq=r[0],
+                at=r[1].astimezone(UTC),
+                agency=r[2],
+                personal_id=r[3],
+                fields=json.loads(r[4]),
+                purpose=r[5],
+                request_id=r[6],
+                endpoint=r[7],
+            )
+            for r in rows
+        ]
+
+    def count(self) -> int:
+        with self.pool.transaction() as conn:
+            row = conn.execute("SELECT count(*) FROM audit").fetchone()
+        return int(row[0]) if row else 0

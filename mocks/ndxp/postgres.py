@@ -1,0 +1,96 @@
+"""PostgreSQL plumbing shared by the mocks' stores: URL recognition, a connection pool, schema set-up.
+
+The stores run in the request handlers' thread pool, as the SQLite ones do (the handlers are async and
+hand their database work to `run_in_threadpool`, so no handler blocks the event loop), and share one
+`psycopg_pool.ConnectionPool` per database. Each operation borrows a connection for one transaction:
+`with pool.transaction() as conn:` commits when the block ends and rolls back when it raises.
+
+Several replicas may open the same database at once: the schema is created under an advisory lock, so two
+`CREATE TABLE IF NOT EXISTS` never race.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from mocks.ndxp.exceptions import StorageError, UnsupportedDatabaseError
+from mocks.ndxp.sqlite import checked_sqlite_url
+
+__all__ = ["PostgresPool", "checked_database_url", "is_postgres_url", "safe_url"]
+
+_log = logging.getLogger("mocks.ndxp")
+_SCHEMES = ("postgresql", "postgres")
+# pg_advisory_xact_lock's key for schema changes: any constant every store agrees on ("popsync" in ASCII).
+_SCHEMA_LOCK = 0x706F7073796E63
+_CONNECT_TIMEOUT_S = 30.0
+
+
+def is_postgres_url(url: str) -> bool:
+    """True for `postgresql://…` and `postgres://…` (libpq's two schemes)."""
+    return url.partition("://")[0].lower() in _SCHEMES
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:***@" if parts.username else "***@"
+    host = parts.hostname or ""
+    return parts._replace(netloc=f"{user}{host}{f':{parts.port}' if parts.port else ''}").geturl()
+
+
+def checked_database_url(value: str | None) -> str | None:
+    """A settings validator's check of a database URL: unchanged when it is PostgreSQL or a supported
+    SQLite URL, else a ValueError saying what to write."""
+    if value is not None and is_postgres_url(value):
+        return value
+    return checked_sqlite_url(value)
+
+
+class PostgresPool:
+    """A pool of connections to one PostgreSQL database (`max_size` at most open at once)."""
+
+    def __init__(self, url: str, *, max_size: int = 16, name: str = "popsync") -> None:
+        if not is_postgres_url(url):
+            raise UnsupportedDatabaseError(f"database URL {safe_url(url)!r} is not a postgresql:// URL")
+        self.location = safe_url(url)
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            name=name,
+            open=False,
+            # psycopg's automatic prepared statements: a statement run five times is prepared server-side.
+            kwargs={"application_name": name},
+        )
+        try:
+            self._pool.open(wait=True, timeout=_CONNECT_TIMEOUT_S)
+        except PoolTimeout:
+            self._pool.close()
+            raise StorageError(
+                f"cannot connect to PostgreSQL at {self.location} within {_CONNECT_TIMEOUT_S:.0f} s; "
+                "is the server up, and do the URL's host, port, user and database exist?"
+            ) from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for one transaction: committed when the block ends, rolled back if it raises."""
+        with self._pool.connection() as conn:
+            yield conn
+
+    def ensure_schema(self, ddl: str) -> None:
+        """Run `ddl` (idempotent statements) under the schema lock, in one transaction."""
+        with self.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            conn.execute(ddl.encode())  # several statements: no parameters, simple query protocol
+
+    def close(self) -> None:
+        self._pool.close()
