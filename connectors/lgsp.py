@@ -36,7 +36,7 @@ from streams.messages import (
 )
 from streams.topics import MAX_MESSAGE_BYTES, TopicNames
 
-__all__ = ["LgspConnector", "PublishReport", "iter_file_lines", "partition_key"]
+__all__ = ["CIVIL_STATUS_KEY", "LgspConnector", "PublishReport", "iter_file_lines", "partition_key"]
 
 log = logging.getLogger(__name__)
 
@@ -110,18 +110,24 @@ def _oversized(handle: Any, head: bytes) -> OversizedLine:
     return OversizedLine(head[:DEAD_LETTER_RAW_BYTES], size)
 
 
+# The key of every civil-status record: they all share one partition of their topic, in publish order.
+CIVIL_STATUS_KEY = "civil_status"
+
+
 def partition_key(record_id: str, raw: Any) -> str:
     """The Kafka key of a record: what keeps the records that rules compare in one partition, in order.
 
-    The personal ID as rule 7 compares it (ends trimmed); for a civil-status registration without one
-    (a birth), its registration number, so a repeated registration follows the first; else the record.
+    Every civil-status record has the same key (`CIVIL_STATUS_KEY`): a registration changes the NPD
+    that later ones are decided against (a registration number taken, a citizen dead or married), so
+    they are decided one after another in publish order, whatever the partitions and workers (the NPD
+    applies them one transaction at a time anyway). Any other record: the personal ID as rule 7 compares
+    it (ends trimmed), else the record.
     """
+    if raw.get("sector") == "civil_status":
+        return CIVIL_STATUS_KEY
     pid = raw.get("personal_id")
     if isinstance(pid, str) and pid.strip():
         return pid.strip()
-    registration = raw.get("registration_no")
-    if raw.get("sector") == "civil_status" and isinstance(registration, str) and registration.strip():
-        return f"registration:{raw.get('province')}|{registration.strip()}"
     return f"record:{record_id}"
 
 
@@ -142,8 +148,12 @@ class LgspConnector:
         producer: KafkaProducer | None = None,
         metrics: ConnectorMetrics | None = None,
         security: KafkaSecurity | None = None,
+        seen: set[str] | None = None,
     ) -> None:
-        """`security` (SASL/TLS) defaults to the POPSYNC_KAFKA_* settings of this process."""
+        """`security` (SASL/TLS) defaults to the POPSYNC_KAFKA_* settings of this process. `seen`: the
+        result keys (`sector|province|record_id`) already published in this run, shared by every
+        connector of the run (each stage of `simulate` has its own) and grown by this one: a record
+        repeating one of them is dead-lettered, never published."""
         self.topics = topics
         self.rate = rate
         self.metrics = metrics if metrics is not None else ConnectorMetrics()
@@ -160,7 +170,7 @@ class LgspConnector:
         )
         self._lock = threading.Lock()
         self._failures: list[str] = []
-        self._seen: set[str] = set()
+        self._seen: set[str] = seen if seen is not None else set()
         self._seq: dict[tuple[str, str], int] = {}
         self._envelopes: dict[tuple[str, int], _Envelope] = {}
         self._partitions: dict[str, list[int]] = {}
@@ -237,7 +247,10 @@ class LgspConnector:
             else:
                 key = result_key(parsed.sector, parsed.province, parsed.record_id)
                 if key in self._seen:
-                    reason = f"record_id {parsed.record_id[:80]!r} repeats an earlier record of this source"
+                    reason = (
+                        f"record_id {parsed.record_id[:80]!r} repeats an earlier record of this source in "
+                        "this run"
+                    )
                     self._dead_letter(where, line, reason, parsed.record_id, parsed.sector, parsed.province)
                     report.rejected += 1
                     continue

@@ -170,3 +170,51 @@ def test_first_holders_write_one_entry_per_batch_and_partition_and_rebuild_the_s
     assert again.index == holders.index == {"labour|008|A": "r1", "labour|008|B": "r2", "labour|008|C": "r3"}
     again.write()  # nothing new: nothing written
     assert len(table.changelog) == 2
+
+
+def civil(i: int, **more: Any) -> dict[str, Any]:
+    return {
+        "record_id": f"c{i}",
+        "sector": "civil_status",
+        "province": "008" if i % 2 else "052",
+        "event": ("birth", "death", "marriage")[i % 3],
+        "registration_no": f"REG-{i % 5}",
+        "full_name": "Nguyễn Văn An",
+        "date_of_birth": "1990-01-02",
+        "gender": "male",
+        **more,
+    }
+
+
+def test_every_civil_status_record_shares_one_partition_in_publish_order() -> None:
+    # Conflicting registrations (REG-0 … REG-4 repeat), a birth with a stray personal_id, people named twice:
+    # whatever a record carries, all of them are decided one after another in the order published.
+    records = [civil(i, personal_id=f"008090{i % 7:06d}") if i % 4 else civil(i) for i in range(600)]
+    assert {partition_key(r["record_id"], r) for r in records} == {"civil_status"}
+    producer = Producer()
+    with LgspConnector("unused:9092", TOPICS, producer=producer) as connector:  # type: ignore[arg-type]
+        connector.publish_records(records, "civil")
+        connector.republish(civil(3, personal_id="008090000003"), 2)
+        connector.flush()
+    items = unpack(as_events(producer.sent))
+    assert len({i.partition for i in items}) == 1
+    assert [json.loads(i.value)["record_id"] for i in items] == [r["record_id"] for r in records] + ["c3"]
+
+
+def test_a_record_id_repeated_by_a_later_connector_of_the_run_is_dead_lettered() -> None:
+    seen: set[str] = set()  # what simulate hands every stage's connector
+    first, second = Producer(), Producer()
+    with LgspConnector("unused:9092", TOPICS, producer=first, seen=seen) as connector:  # type: ignore[arg-type]
+        assert connector.publish_records([civil(1), civil(2)], "stage-1").published == 2
+    with LgspConnector("unused:9092", TOPICS, producer=second, seen=seen) as connector:  # type: ignore[arg-type]
+        # c1 again (another registration this time), and c1 of another sector: a record of its own.
+        report = connector.publish_records(
+            [civil(1, registration_no="NEW"), civil(3), record(1, "1")], "stage-2"
+        )
+    assert (report.published, report.rejected) == (2, 1)
+    (dead,) = [m for m in second.sent if m["topic"] == TOPICS.deadletter]
+    body = json.loads(dead["value"])
+    assert body["record_id"] == "c1" and "repeats an earlier record" in body["reason"]
+    records_sent = [m for m in second.sent if m["topic"] != TOPICS.deadletter]
+    assert sorted(json.loads(i.value)["record_id"] for i in unpack(as_events(records_sent))) == ["c3", "r1"]
+    assert seen == {"civil_status|008|c1", "civil_status|052|c2", "civil_status|008|c3", "labour|008|r1"}
