@@ -203,6 +203,26 @@ def population_generate(
     console.print(f"wrote {written:,} citizens to {out}")
 
 
+@population_app.command("load")
+def population_load(
+    file: Annotated[
+        Path, typer.Argument(help="population file (JSON lines), e.g. from `population generate`")
+    ],
+) -> None:
+    """Load a population file into the NPD that NDXP_DATABASE_URL names, without serving it.
+
+    NDXP replicas over one database: load once (a job), then start them. A second load is refused."""
+    from mocks.ndxp.config import NdxpSettings
+    from mocks.ndxp.db import open_population
+
+    db = open_population(NdxpSettings().database_url)
+    try:
+        loaded = db.load_file(file)
+    finally:
+        db.close()
+    console.print(f"loaded {loaded:,} citizens from {file}")
+
+
 @app.command()
 def report(
     summaries: Annotated[

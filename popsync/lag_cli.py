@@ -58,6 +58,12 @@ def lag(
     metrics_port: Annotated[
         int | None, typer.Option(help="also serve the lag metrics to Prometheus on this port")
     ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            help="address the metrics listen on: 0.0.0.0 for a Prometheus in another container or host"
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Consumer lag and status of consumer groups (all of a cluster's unless --group/--group-prefix).
 
@@ -83,9 +89,12 @@ def lag(
             from prometheus_client import start_http_server
 
             try:
-                server, _ = start_http_server(metrics_port, registry=monitor.registry)
+                server, _ = start_http_server(metrics_port, metrics_host, registry=monitor.registry)
             except OSError as exc:
-                raise PopsyncError(f"cannot serve metrics on port {metrics_port}: {exc}") from exc
+                raise PopsyncError(
+                    f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}; "
+                    "choose another --metrics-port or --metrics-host"
+                ) from exc
         rows = monitor.poll_once()  # fails fast when no broker answers
         if once:
             _once(monitor, rows)

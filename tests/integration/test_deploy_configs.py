@@ -14,14 +14,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from dotenv import dotenv_values
+from deploy_helpers import COMPOSE_VARIABLE, interpolate, run_env_recipe
 
 from mocks.ndxp.config import NdxpSettings
 from mocks.ndxp.scopes import AUDIT_READ
@@ -228,7 +227,7 @@ def test_every_alert_is_tested_firing_and_silent() -> None:
 def test_prometheus_scrapes_every_component_and_loads_the_alerts() -> None:
     config = load_yaml(PROMETHEUS_YML)
     jobs = {job["job_name"] for job in config["scrape_configs"]}
-    assert {"popsync-worker", "popsync-connector", "ndxp", "popsync-lag-monitor"} <= jobs
+    assert {"popsync-worker", "ndxp", "popsync-lag-monitor"} <= jobs
     assert [PROMETHEUS_DIR / f for f in config["rule_files"]] == [ALERTS_YML]
 
 
@@ -305,30 +304,9 @@ def test_grafana_provisioning_points_at_the_dashboard() -> None:
 # --------------------------------------------------------------------------- docker compose
 
 
-COMPOSE_VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}|\$(\w+)")
-
-
 def compose() -> dict[str, Any]:
     data: dict[str, Any] = load_yaml(COMPOSE_YML)
     return data
-
-
-def interpolate(value: str, env: dict[str, str]) -> str:
-    """`value` with compose's variable syntax resolved against `env`; a missing required one fails."""
-
-    def resolve(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name, op, arg = match.group(1) or match.group(4), match.group(2), match.group(3) or ""
-        current = env.get(name)
-        unset = current is None or (op is not None and op.startswith(":") and current == "")
-        if op in ("?", ":?") and unset:
-            pytest.fail(f"compose would stop: required variable {name} is missing a value: {arg}")
-        if op in ("-", ":-") and unset:
-            return arg
-        return current or ""
-
-    return COMPOSE_VARIABLE.sub(resolve, value)
 
 
 def service_env(service: str, env: dict[str, str]) -> dict[str, str]:
@@ -347,36 +325,15 @@ def compose_variables() -> dict[str, str | None]:
     return found
 
 
-def env_recipe() -> str:
-    """The README's bash block that writes deploy/.env."""
-    blocks = re.findall(r"^```bash\n(.*?)^```", DEPLOY_README.read_text(encoding="utf-8"), re.M | re.S)
-    recipes: list[str] = [block for block in blocks if "cat > .env" in block]
-    assert len(recipes) == 1, "deploy/README.md should have exactly one bash block writing .env"
-    return recipes[0]
+@pytest.fixture(scope="module")
+def documented_deploy(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Path]:
+    """deploy/.env as the README's recipe writes it (run with bash), and the directory it wrote."""
+    return run_env_recipe(tmp_path_factory.mktemp("compose"))
 
 
 @pytest.fixture(scope="module")
-def documented_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """deploy/.env as the README's recipe writes it (run with bash, the test's Python as python3)."""
-    bash = shutil.which("bash")
-    if bash is None:
-        pytest.skip("bash is not installed")
-    where = tmp_path_factory.mktemp("compose")
-    (where / "deploy").mkdir()
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    done = subprocess.run(
-        [bash, "-euc", env_recipe()],
-        cwd=where,
-        env={"PATH": path, "HOME": str(where)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"the README's .env recipe failed:\n{done.stdout}{done.stderr}"
-    values = dotenv_values(where / "deploy" / ".env", interpolate=False)  # compose's reading of single quotes
-    assert all(value for value in values.values()), f"empty values in the documented .env: {values.keys()}"
-    return {name: value for name, value in values.items() if value is not None}
+def documented_env(documented_deploy: tuple[dict[str, str], Path]) -> dict[str, str]:
+    return documented_deploy[0]
 
 
 @pytest.fixture
@@ -412,7 +369,7 @@ def test_every_compose_variable_is_in_the_readme_settings_table() -> None:
 
 def test_compose_uses_oauth_clients_not_api_keys() -> None:
     services = compose()["services"]
-    worker, ndxp = services["worker"]["environment"], services["ndxp"]["environment"]
+    worker, ndxp = services["worker"]["environment"], services["ndxp-1"]["environment"]
     assert "STREAMS_NDXP_API_KEY" not in worker
     assert {"STREAMS_NDXP_CLIENT_ID", "STREAMS_NDXP_CLIENT_SECRET"} <= set(worker)
     # Unset, the deprecated keys would be the built-in development ones: production refuses those.
@@ -423,7 +380,9 @@ def test_compose_uses_oauth_clients_not_api_keys() -> None:
 def test_documented_env_is_accepted_by_the_ndxp_and_the_workers(
     documented_env: dict[str, str], clean_env: pytest.MonkeyPatch
 ) -> None:
-    ndxp_env, worker_env = service_env("ndxp", documented_env), service_env("worker", documented_env)
+    ndxp_env, worker_env = service_env("ndxp-1", documented_env), service_env("worker", documented_env)
+    # The PostgreSQL URL is test_deploy_compose.py's to check (it waits for the PostgreSQL stores).
+    ndxp_env["NDXP_DATABASE_URL"] = "sqlite:///unused.sqlite3"
     for name, value in ndxp_env.items():
         clean_env.setenv(name, value)
     ndxp = NdxpSettings()
