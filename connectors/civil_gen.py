@@ -7,8 +7,8 @@ registrations are processed in (e.g. one Kafka partition after another). That ho
 - every citizen a record registers (the deceased, either spouse) or names in a defect appears in no other
   record, except its own duplicate; a citizen's NPD spouse is kept out of every other record too;
 - parents named by births are alive residents that no death or marriage names (they may be shared);
-- a duplicate repeats an earlier `cleaned` record's registration_no, event, personal_id and spouse_id, so it
-  lands on the same partition (keyed by personal_id, births by registration_no) after its original;
+- a duplicate repeats an earlier `cleaned` record's registration_no, event, personal_id and spouse_id, and
+  comes after its original;
 - every other record has its own registration_no, and made-up IDs come from serials the population
   generator never issues (995000 up).
 

@@ -193,7 +193,11 @@ class CivilResultPublic(BaseModel):
     )
     spouse_personal_id: str | None = Field(default=None, description="synced marriage: the spouse's ID")
     replayed: bool = Field(
-        default=False, description="true: this record was registered before; the stored answer, no change"
+        default=False,
+        description=(
+            "true: this record was decided before (registered, or refused with the same content); "
+            "the stored answer, no change"
+        ),
     )
     detail: str | None = Field(default=None, description="rejected only: why the item is not a record")
 

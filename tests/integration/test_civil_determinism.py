@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaConsumer
 from rich.console import Console
 
 from connectors.civil_gen import build_civil
@@ -26,7 +27,8 @@ from popsync.population import scenario_population
 from popsync.scenario import load_scenario
 from popsync.simulate import RunOptions, run_scenario
 from schemas.citizen import Citizen
-from schemas.civil import full_years, is_married, issue_personal_id
+from schemas.civil import MARRIAGE_CONDITIONS, full_years, is_married, issue_personal_id
+from streams.topics import TopicNames
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -201,7 +203,9 @@ def run(tmp_path: Path, kafka_bootstrap: str, workers: int, partitions: int) -> 
     path = tmp_path / f"{name}.yaml"
     path.write_text(SCENARIO.format(name=name, partitions=partitions), encoding="utf-8")
     results = tmp_path / f"{name}.results.jsonl"
+    topics: list[TopicNames] = []
     options = RunOptions(
+        on_running=lambda live: topics.append(live.topics),
         workers=workers,
         bootstrap_servers=kafka_bootstrap,
         results=results,
@@ -212,7 +216,18 @@ def run(tmp_path: Path, kafka_bootstrap: str, workers: int, partitions: int) -> 
     assert outcome.problems == [], outcome.problems
     lines = [json.loads(x) for x in results.read_text(encoding="utf-8").splitlines()]
     civil = [r for r in lines if r["sector"] == "civil_status" and r["outcome"] != "rejected"]
+    consumer = KafkaConsumer(
+        topics[0].tasks("civil_status"),
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    try:
+        tasks = {t["record_id"]: t for t in (json.loads(m.value) for m in consumer)}
+    finally:
+        consumer.close()
     return {
+        "tasks": {rid: (t["outcome"], tuple(t["fields"]), t.get("condition")) for rid, t in tasks.items()},
         "outcomes": {r["record_id"]: (r["outcome"], tuple(r["fields"])) for r in civil},
         "published": [r["record_id"] for r in civil],
         # The children's health-insurance cards the birth chains made, reconciled like any record.
@@ -256,6 +271,18 @@ def test_the_same_outcomes_npd_and_ids_in_every_configuration(kafka_bootstrap: s
     ) == 12 + 6  # generated, kid-a*
     refused = [o for o in outcomes.values() if o[0] == "unsynced/ineligible"]
     assert len(refused) == 3 + 6  # by hand, and the generator's under_age, same_sex, direct_relatives
+    # Every unsynced record went back to its province as a task; a refused marriage's says which
+    # condition of the law (or of its dates) failed.
+    unsynced = {rid for rid, (o, _) in outcomes.items() if o.startswith("unsynced/")}
+    assert set(first["tasks"]) == unsynced
+    assert first["tasks"]["late-wed"] == (
+        "unsynced/ineligible",
+        ("direct_relatives",),
+        MARRIAGE_CONDITIONS[("direct_relatives",)],
+    )
+    assert first["tasks"]["law-future"][2] == "M11: the marriage date is in the future"
+    conditions = [c for _, _, c in first["tasks"].values() if c is not None]
+    assert len(conditions) == 4 + 10  # the refusals by hand, and the generator's ten
     # civil_events accounts for every civil-status record, the unreadable ones too.
     assert sum(e["total"] for e in first["events"]) == len(outcomes)
     # Nothing a rejected or refused record names was changed; the NPD changed for the synced ones only.
@@ -272,5 +299,6 @@ def test_the_same_outcomes_npd_and_ids_in_every_configuration(kafka_bootstrap: s
         assert other["published"] == first["published"], config
         assert other["rejected"] == first["rejected"], config
         assert other["cards"] == first["cards"], config
+        assert other["tasks"] == first["tasks"], config
         for table in ("registrations", "refusals", "residence", "citizens"):
             assert other["npd"][table] == npd[table], (config, table)
