@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ExpectationFailed", "OutputPathError", "PopsyncError", "ScenarioError", "ServiceError"]
+__all__ = [
+    "ExpectationFailed",
+    "NpdNotEmptyError",
+    "OutputPathError",
+    "PopsyncError",
+    "ScenarioError",
+    "ServiceError",
+]
 
 
 class PopsyncError(Exception):
@@ -23,3 +30,7 @@ class ExpectationFailed(PopsyncError):
 
 class OutputPathError(PopsyncError):
     """A file the run was asked to write (--summary, --results, --report) cannot be written there."""
+
+
+class NpdNotEmptyError(PopsyncError):
+    """The NPD database a run was given (--npd-url) already holds citizens; a run loads its own."""

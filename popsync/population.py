@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from mocks.ndxp.db import open_population
 from mocks.ndxp.population import generate_population
 from mocks.ndxp.population_exact import generate_by_age
+from popsync.exceptions import NpdNotEmptyError
 from popsync.scenario import Scenario
 from schemas.citizen import Citizen, mask_id
 from schemas.provinces import ProvinceMap, same_province
 
-__all__ = ["residents", "scenario_population"]
+__all__ = ["load_npd", "residents", "scenario_population"]
+
+
+def load_npd(
+    database_url: str, citizens: Mapping[str, Sequence[Citizen]], on_loaded: Callable[[int], None]
+) -> int:
+    """Load a run's population into the NPD `database_url` names (SQLite or PostgreSQL), which must hold
+    no citizen yet: a run's outcomes follow from its own population only. `on_loaded` gets the running
+    count after each province. Returns how many citizens were loaded."""
+    db = open_population(database_url)
+    try:
+        held = db.count()
+        if held:
+            raise NpdNotEmptyError(
+                f"the NPD at {db.location} already holds {held:,} citizens; a run loads its own population "
+                "into an empty database: give --npd-url a new one (e.g. `createdb npd_run2`)"
+            )
+        loaded = 0
+        for group in citizens.values():
+            loaded += db.load(group)
+            on_loaded(loaded)
+        return loaded
+    finally:
+        db.close()
 
 
 def scenario_population(scenario: Scenario) -> dict[str, list[Citizen]]:

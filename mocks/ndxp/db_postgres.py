@@ -121,6 +121,11 @@ class PostgresPopulation:
                 except psycopg.errors.UniqueViolation:
                     raise self._duplicate(conn, chunk, where) from None
                 loaded += len(chunk)
+        with self.pool.transaction() as conn:
+            # COPY leaves the planner's statistics as they were: on a table just filled from empty it would
+            # scan the whole table for a batch's IDs instead of probing the primary key (15 ms → 2 ms per
+            # 1000 IDs of 20,000 citizens).
+            conn.execute("ANALYZE citizens")
         return loaded
 
     @staticmethod
