@@ -1,4 +1,8 @@
-"""The e-ID accounts in SQLite: one per citizen; each change and its outbox event in one transaction."""
+"""The e-ID accounts in SQLite: one per citizen; each change and its outbox event in one transaction.
+
+`AccountsStore` is the interface the service needs; `AccountsDB` is its SQLite implementation and
+`mocks.vneid.accounts_postgres.PostgresAccounts` its PostgreSQL one (`open_accounts` picks by URL).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,27 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from mocks.common.audit import AuditLog, AuditStore
+from mocks.ndxp.postgres import is_postgres_url
 from mocks.ndxp.sqlite import SqliteConnections, sqlite_path
 from mocks.vneid.exceptions import AccountExistsError, AccountNotFoundError
 from mocks.vneid.lifecycle import AccountState, Action, Level, Status, Transition, apply_for, transition
 from mocks.vneid.matching import Applicant
-from mocks.vneid.outbox import AccountEvent, Outbox
+from mocks.vneid.outbox import AccountEvent, Outbox, OutboxStore
 
-__all__ = ["Account", "AccountsDB", "open_accounts"]
+__all__ = [
+    "COLUMNS",
+    "NOT_FOUND",
+    "Account",
+    "AccountsDB",
+    "AccountsStore",
+    "account_from_row",
+    "columns_after",
+    "new_event",
+    "open_accounts",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -38,14 +54,14 @@ CREATE TABLE IF NOT EXISTS accounts (
     updated_at TEXT NOT NULL
 );
 """
-_COLUMNS = (
+COLUMNS = (
     "account_id", "personal_id", "province", "full_name", "date_of_birth", "gender", "status", "level",
     "locked_from", "lock_reason", "passcode_hash", "activation_hash",
     "applied_at", "approved_at", "activated_at", "locked_at", "updated_at",
 )  # fmt: skip
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM accounts"  # noqa: S608 - constant column names
-_INSERT = f"INSERT INTO accounts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: S608
-_NOT_FOUND = "no e-ID account for this personal ID; the citizen must apply first"
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM accounts"  # noqa: S608 - constant column names
+_INSERT = f"INSERT INTO accounts ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"  # noqa: S608
+NOT_FOUND = "no e-ID account for this personal ID; the citizen must apply first"
 _TIMES = ("applied_at", "approved_at", "activated_at", "locked_at", "updated_at")
 
 
@@ -80,17 +96,24 @@ class Account:
         return AccountState(self.status, self.level, self.locked_from)
 
 
-def _account(row: sqlite3.Row | tuple[Any, ...]) -> Account:
-    values = dict(zip(_COLUMNS, row, strict=True))
+def account_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Account:
+    """An `Account` from a stored row (`COLUMNS`' order): times and dates as ISO text (SQLite) or typed
+    (PostgreSQL); times in UTC either way."""
+    values = dict(zip(COLUMNS, row, strict=True))
     for name in _TIMES:
-        values[name] = datetime.fromisoformat(values[name]) if values[name] else None
-    values["date_of_birth"] = date.fromisoformat(values["date_of_birth"])
+        value = values[name]
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value) if value else None
+        values[name] = value.astimezone(UTC) if value else None
+    if isinstance(values["date_of_birth"], str):
+        values["date_of_birth"] = date.fromisoformat(values["date_of_birth"])
     values["status"] = Status(values["status"])
     values["locked_from"] = Status(values["locked_from"]) if values["locked_from"] else None
     return Account(**values)
 
 
-def _event(account: Account, tr: Transition, at: datetime) -> AccountEvent:
+def new_event(account: Account, tr: Transition, at: datetime) -> AccountEvent:
+    """The outbox event of `tr` on `account` at `at` (a new event ID)."""
     return AccountEvent(
         event_id=uuid.uuid4().hex,
         account_id=account.account_id,
@@ -102,6 +125,37 @@ def _event(account: Account, tr: Transition, at: datetime) -> AccountEvent:
         level=tr.to.level,
         at=at,
     )
+
+
+class AccountsStore(Protocol):
+    """What the VNeID service needs from its accounts' storage: one account per citizen, `change` the only
+    way a status moves, each change and its outbox event committed as one."""
+
+    @property
+    def outbox(self) -> OutboxStore:
+        """The store's outbox (its events are written by `apply` and `change`)."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the accounts are, without credentials (for logs)."""
+        ...
+
+    def find(self, personal_id: str) -> Account | None: ...
+    def get(self, personal_id: str) -> Account: ...
+    def get_by_id(self, account_id: str) -> Account | None: ...
+    def count(self) -> int: ...
+    def apply(
+        self, applicant: Applicant, province: str, level: Level, at: datetime | None = None
+    ) -> Account: ...
+    def change(
+        self, personal_id: str, action: Action, *, at: datetime | None = None, **updates: str | None
+    ) -> Account: ...
+    def audit_log(self) -> AuditStore:
+        """The disclosure audit kept in the same database."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class AccountsDB:
@@ -120,20 +174,28 @@ class AccountsDB:
     def close(self) -> None:
         self.connections.close()
 
+    @property
+    def location(self) -> str:
+        return str(self.connections.path)
+
+    def audit_log(self) -> AuditLog:
+        """The disclosure audit in the same file."""
+        return AuditLog(self.connections)
+
     def find(self, personal_id: str) -> Account | None:
         row = self.connections.get().execute(f"{_SELECT} WHERE personal_id = ?", (personal_id,)).fetchone()
-        return _account(row) if row else None
+        return account_from_row(row) if row else None
 
     def get(self, personal_id: str) -> Account:
         """The citizen's account; `AccountNotFoundError` when there is none."""
         account = self.find(personal_id)
         if account is None:
-            raise AccountNotFoundError(_NOT_FOUND)
+            raise AccountNotFoundError(NOT_FOUND)
         return account
 
     def get_by_id(self, account_id: str) -> Account | None:
         row = self.connections.get().execute(f"{_SELECT} WHERE account_id = ?", (account_id,)).fetchone()
-        return _account(row) if row else None
+        return account_from_row(row) if row else None
 
     def count(self) -> int:
         return int(self.connections.get().execute("SELECT COUNT(*) FROM accounts").fetchone()[0])
@@ -151,8 +213,8 @@ class AccountsDB:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(_INSERT, row)
-            account = _account(row)
-            Outbox.insert(conn, _event(account, tr, at))
+            account = account_from_row(row)
+            Outbox.insert(conn, new_event(account, tr, at))
         except sqlite3.IntegrityError:
             conn.execute("ROLLBACK")
             raise AccountExistsError(
@@ -175,48 +237,54 @@ class AccountsDB:
         try:
             row = conn.execute(f"{_SELECT} WHERE personal_id = ?", (personal_id,)).fetchone()
             if row is None:
-                raise AccountNotFoundError(_NOT_FOUND)
-            before = _account(row)
+                raise AccountNotFoundError(NOT_FOUND)
+            before = account_from_row(row)
             tr = transition(before.state, action)
-            values = self._columns_after(before, tr, at, updates)
+            values = columns_after(before, tr, at, updates)
             sets = ", ".join(f"{name} = ?" for name in values)  # names from _columns_after; values bound
             update = f"UPDATE accounts SET {sets} WHERE account_id = ?"  # noqa: S608
             conn.execute(update, [*values.values(), before.account_id])
-            Outbox.insert(conn, _event(before, tr, at))
+            Outbox.insert(conn, new_event(before, tr, at))
             after = conn.execute(f"{_SELECT} WHERE account_id = ?", (before.account_id,)).fetchone()
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return _account(after)
-
-    @staticmethod
-    def _columns_after(
-        before: Account, tr: Transition, at: datetime, updates: dict[str, str | None]
-    ) -> dict[str, Any]:
-        unknown = set(updates) - {"passcode_hash", "activation_hash", "lock_reason", "full_name"}
-        if unknown:
-            raise ValueError(f"change() cannot set {sorted(unknown)}")
-        to = tr.to
-        values: dict[str, Any] = {
-            "status": to.status.value,
-            "level": to.level,
-            "locked_from": to.locked_from.value if to.locked_from else None,
-            "updated_at": _iso(at),
-            **updates,
-        }
-        if to.status is Status.APPROVED and before.approved_at is None:
-            values["approved_at"] = _iso(at)
-        if to.status is Status.ACTIVATED and before.activated_at is None:
-            values["activated_at"] = _iso(at)
-            values["activation_hash"] = None  # the one-time code is spent
-        if tr.action is Action.LOCK:
-            values["locked_at"] = _iso(at)
-        if tr.action is Action.UNLOCK:
-            values["locked_at"] = values["lock_reason"] = None
-        return values
+        return account_from_row(after)
 
 
-def open_accounts(url: str) -> AccountsDB:
-    """Open the accounts store a database URL names (`sqlite:///PATH`; other schemes fail clearly)."""
+def columns_after(
+    before: Account, tr: Transition, at: datetime, updates: dict[str, str | None]
+) -> dict[str, Any]:
+    """The columns `tr` sets on `before` at `at`, with the caller's `updates` (names checked here)."""
+    unknown = set(updates) - {"passcode_hash", "activation_hash", "lock_reason", "full_name"}
+    if unknown:
+        raise ValueError(f"change() cannot set {sorted(unknown)}")
+    to = tr.to
+    values: dict[str, Any] = {
+        "status": to.status.value,
+        "level": to.level,
+        "locked_from": to.locked_from.value if to.locked_from else None,
+        "updated_at": _iso(at),
+        **updates,
+    }
+    if to.status is Status.APPROVED and before.approved_at is None:
+        values["approved_at"] = _iso(at)
+    if to.status is Status.ACTIVATED and before.activated_at is None:
+        values["activated_at"] = _iso(at)
+        values["activation_hash"] = None  # the one-time code is spent
+    if tr.action is Action.LOCK:
+        values["locked_at"] = _iso(at)
+    if tr.action is Action.UNLOCK:
+        values["locked_at"] = values["lock_reason"] = None
+    return values
+
+
+def open_accounts(url: str) -> AccountsStore:
+    """Open the accounts store a database URL names: `sqlite:///PATH` or `postgresql://…` (other schemes
+    fail clearly)."""
+    if is_postgres_url(url):
+        from mocks.vneid.accounts_postgres import PostgresAccounts  # not at the top: it imports this module
+
+        return PostgresAccounts.create(url)
     return AccountsDB.create(sqlite_path(url))

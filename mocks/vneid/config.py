@@ -18,7 +18,7 @@ from pydantic_settings import SettingsConfigDict
 from mocks.common.body_limit import MiB
 from mocks.common.security import MIN_SECRET_BYTES, OAuthClient
 from mocks.common.settings import AgencyMockSettings
-from mocks.ndxp.sqlite import checked_sqlite_url
+from mocks.ndxp.postgres import checked_database_url
 from mocks.vneid.scopes import AUDIT_READ, IDENTITY, KNOWN_SCOPES, OFFICER, STATUS
 
 __all__ = [
@@ -151,7 +151,7 @@ class VneidSettings(AgencyMockSettings):
     @field_validator("database_url", "population_url")
     @classmethod
     def _supported_url(cls, value: str | None) -> str | None:
-        return checked_sqlite_url(value)
+        return checked_database_url(value)
 
     @field_validator("clients", mode="before")
     @classmethod

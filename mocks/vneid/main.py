@@ -10,7 +10,6 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from mocks.common.audit import AuditLog
 from mocks.common.body_limit import BodyLimitMiddleware
 from mocks.common.errors import install_error_answers
 from mocks.common.methods import MethodGuardMiddleware
@@ -18,7 +17,7 @@ from mocks.common.ratelimit import RateLimiter
 from mocks.common.settings import token_service
 from mocks.ndxp.db import PopulationStore, open_population
 from mocks.ndxp.middleware import FaultInjector, RequestIdMiddleware
-from mocks.vneid.accounts import AccountsDB, open_accounts
+from mocks.vneid.accounts import AccountsStore, open_accounts
 from mocks.vneid.api.main import api_router, oauth_router, oidc_router
 from mocks.vneid.api.routes import health
 from mocks.vneid.config import VneidSettings, get_settings
@@ -76,7 +75,7 @@ def create_app(settings: VneidSettings | None = None, *, citizens: CitizenLookup
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         population: PopulationStore | None = None
         try:
-            db: AccountsDB = await run_in_threadpool(open_accounts, settings.database_url)
+            db: AccountsStore = await run_in_threadpool(open_accounts, settings.database_url)
             lookup = citizens
             if lookup is None and settings.population_url:
                 opened = await run_in_threadpool(open_population, settings.population_url)
@@ -86,9 +85,9 @@ def create_app(settings: VneidSettings | None = None, *, citizens: CitizenLookup
             raise
         service = AccountService(db, lookup)
         app.state.service = service
-        app.state.audit = AuditLog(db.connections)
+        app.state.audit = db.audit_log()
         app.state.provider = OidcProvider(settings, service, key)
-        _log.info("VNeID serving accounts in %s (%s)", db.connections.path, settings.environment)
+        _log.info("VNeID serving accounts in %s (%s)", db.location, settings.environment)
         try:
             yield
         finally:

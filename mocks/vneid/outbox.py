@@ -1,5 +1,8 @@
 """The transactional outbox: every account change is written as an event in the same transaction as the
-change itself, and stays `pending` until a connector has the broker's confirmation (`mark_sent`)."""
+change itself, and stays `pending` until a connector has the broker's confirmation (`mark_sent`).
+
+`OutboxStore` is what a connector needs; `Outbox` is the SQLite table and
+`mocks.vneid.outbox_postgres.PostgresOutbox` the PostgreSQL one (`Outbox.open` picks by URL)."""
 
 from __future__ import annotations
 
@@ -7,11 +10,12 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from mocks.ndxp.postgres import is_postgres_url
 from mocks.ndxp.sqlite import SqliteConnections, sqlite_path
 
-__all__ = ["AccountEvent", "Outbox"]
+__all__ = ["AccountEvent", "Outbox", "OutboxStore", "event_from_row"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -75,12 +79,24 @@ class AccountEvent:
         }
 
 
-def _event(row: tuple[Any, ...]) -> AccountEvent:
+def event_from_row(row: tuple[Any, ...]) -> AccountEvent:
+    """An event from a stored row (`seq, event_id, …, at`); `at` as ISO text (SQLite) or typed."""
     seq, event_id, account_id, personal_id, province, action, from_status, to_status, level, at = row
+    when = datetime.fromisoformat(at) if isinstance(at, str) else at
     return AccountEvent(
         event_id, account_id, personal_id, province, action, from_status, to_status, int(level),
-        datetime.fromisoformat(at), seq=int(seq),
+        when.astimezone(UTC), seq=int(seq),
     )  # fmt: skip
+
+
+class OutboxStore(Protocol):
+    """What a connector needs from an outbox: the pending events in order, marking them sent."""
+
+    def pending(self, limit: int = 500) -> list[AccountEvent]: ...
+    def mark_sent(self, event_ids: list[str], at: datetime | None = None) -> int: ...
+    def events(self, personal_id: str | None = None) -> list[AccountEvent]: ...
+    def pending_count(self) -> int: ...
+    def close(self) -> None: ...
 
 
 class Outbox:
@@ -91,8 +107,13 @@ class Outbox:
         self.connections.get().executescript(_SCHEMA)
 
     @classmethod
-    def open(cls, database_url: str) -> Outbox:
-        """The outbox of the VNeID database a URL names (`sqlite:///PATH`), for a connector process."""
+    def open(cls, database_url: str) -> OutboxStore:
+        """The outbox of the VNeID database a URL names (`sqlite:///PATH` or `postgresql://…`), for a
+        connector process."""
+        if is_postgres_url(database_url):
+            from mocks.vneid.outbox_postgres import PostgresOutbox  # not at the top: it imports this module
+
+            return PostgresOutbox.open(database_url)
         return cls(SqliteConnections(Path(sqlite_path(database_url))))
 
     def close(self) -> None:
@@ -112,7 +133,7 @@ class Outbox:
     def pending(self, limit: int = 500) -> list[AccountEvent]:
         """The oldest `limit` events not yet confirmed by the broker, in the order they happened."""
         sql = f"SELECT {_COLUMNS} FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?"  # noqa: S608
-        return [_event(tuple(r)) for r in self.connections.get().execute(sql, (limit,))]
+        return [event_from_row(tuple(r)) for r in self.connections.get().execute(sql, (limit,))]
 
     def mark_sent(self, event_ids: list[str], at: datetime | None = None) -> int:
         """Mark events confirmed (one transaction); returns how many were pending. Re-marking is a no-op."""
@@ -135,7 +156,9 @@ class Outbox:
         params: tuple[str, ...] = ()
         if personal_id is not None:
             sql, params = sql + " WHERE personal_id = ?", (personal_id,)
-        return [_event(tuple(r)) for r in self.connections.get().execute(sql + " ORDER BY seq", params)]
+        return [
+            event_from_row(tuple(r)) for r in self.connections.get().execute(sql + " ORDER BY seq", params)
+        ]
 
     def pending_count(self) -> int:
         row = self.connections.get().execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone()

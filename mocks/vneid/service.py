@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mocks.vneid.accounts import Account, AccountsDB
+from mocks.vneid.accounts import Account, AccountsStore
 from mocks.vneid.exceptions import ActivationCodeError, OidcError, PopulationUnavailableError
 from mocks.vneid.lifecycle import Action, Level, Status, transition
 from mocks.vneid.matching import Applicant, CitizenLookup, check_against_npd
@@ -27,7 +27,7 @@ class Approval:
 class AccountService:
     """The accounts store plus the NPD look-up that approvals match against (None: approvals answer 503)."""
 
-    def __init__(self, db: AccountsDB, citizens: CitizenLookup | None = None) -> None:
+    def __init__(self, db: AccountsStore, citizens: CitizenLookup | None = None) -> None:
         self.db = db
         self.citizens = citizens
 
