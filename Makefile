@@ -49,10 +49,12 @@ eid-scenarios: setup  ## reproduce the seeds' e-ID figures (Tuyên Quang 2023-12
 	$(BIN)/popsync simulate scenarios/tuyen-quang-2023-12-eid.yaml --summary $(OUT)/tuyen-quang-eid-summary.json
 	$(BIN)/popsync simulate scenarios/binh-dinh-2024-h1-eid.yaml --summary $(OUT)/binh-dinh-eid-summary.json
 
-test-tools:  ## promtool, chromium and PostgreSQL for the deploy-config, dashboard and store tests (apt-get; needs root)
+test-tools:  ## promtool, chromium, PostgreSQL (apt-get; needs root), kustomize (Go) and checkov (own venv) for their tests
 	@scripts/install-promtool.sh || echo "promtool missing: the deploy-config tests will skip (fail under CI)"
 	@scripts/install-postgres.sh || { if [ -n "$$CI" ]; then exit 1; fi; echo "PostgreSQL missing: the PostgreSQL store tests will skip (fail under CI)"; }
 	@scripts/install-chromium.sh || echo "chromium missing: the dashboard browser test will skip (fail under CI)"
+	@scripts/install-kustomize.sh || echo "kustomize missing: the Kubernetes manifest tests will skip (fail under CI)"
+	@scripts/install-checkov.sh || echo "checkov missing: the Kubernetes policy scan will skip (fail under CI)"
 
 test: setup kafka-jars test-tools  ## the whole test suite: unit, then integration on a real broker
 	$(BIN)/pytest tests

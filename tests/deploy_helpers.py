@@ -30,8 +30,10 @@ from pydantic_settings import BaseSettings
 from typer._click.exceptions import ClickException
 
 import connectors.vneid
+from mocks.ndxp.api.routes import health as ndxp_health
 from mocks.ndxp.config import NdxpSettings
 from mocks.ndxp.metrics import router as ndxp_metrics_router
+from mocks.vneid.api.routes import health as vneid_health
 from mocks.vneid.config import VneidSettings
 from popsync.cli import app
 from streams.config import StreamsSettings
@@ -53,6 +55,12 @@ SETTINGS: dict[tuple[str, ...], tuple[type[BaseSettings], ...]] = {
     ("popsync", "simulate"): (StreamsSettings, KafkaSecurity),
     ("python", "-m", "connectors.vneid"): (KafkaSecurity,),
 }
+
+
+# Programs of the popsync image (python:3.11-slim) a container's shell script may call besides popsync and
+# python; any other is refused by run_recorded.
+IMAGE_UTILITIES = ("cat", "hostname", "touch")
+RECORDER = '#!/bin/sh\n{ printf "%s\\037" "${0##*/}" "$@"; printf "\\036"; } >> "$RECORD_FILE"\n'
 
 
 class CommandError(AssertionError):
@@ -184,6 +192,42 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> Invocation:
     if list(argv[:3]) == ["python", "-m", "connectors.vneid"]:
         return parse_vneid_relay(argv[3:], env)
     raise CommandError(f"{' '.join(argv)}: not a popsync program")
+
+
+def run_recorded(argv: list[str], env: Mapping[str, str], where: Path) -> list[list[str]]:
+    """The programs `argv` starts: itself, or, for `sh -c SCRIPT`, what the script runs (by the real sh,
+    with stand-ins that record their arguments as the only programs on PATH)."""
+    if argv[:2] != ["sh", "-c"]:
+        return [argv]
+    bin_dir = where / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name in ("popsync", "python", *IMAGE_UTILITIES):
+        (bin_dir / name).write_text(RECORDER, encoding="utf-8")
+        (bin_dir / name).chmod(0o755)
+    record = where / "record"
+    record.write_bytes(b"")
+    done = subprocess.run(
+        ["/bin/sh", *argv[1:]],
+        env={**env, "PATH": str(bin_dir), "RECORD_FILE": str(record), "HOSTNAME": "container-1"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, f"the script fails under sh: {done.stderr}\n{argv[2]}"
+    return [entry.split("\x1f")[:-1] for entry in record.read_text(encoding="utf-8").split("\x1e")[:-1]]
+
+
+def served_paths(invocation: Invocation) -> set[tuple[str, int]]:
+    """(path, port) of the HTTP endpoints this program serves that probes and Prometheus use."""
+    served: set[tuple[str, int]] = set()
+    endpoint = metrics_endpoint(invocation)
+    if endpoint is not None:
+        served.add(("/metrics", endpoint[1]))
+    if invocation.command in (("popsync", "ndxp", "serve"), ("popsync", "vneid", "serve")):
+        assert all(any(r.path == "/health" for r in m.router.routes) for m in (ndxp_health, vneid_health))
+        served.add(("/health", int(invocation.params["port"])))
+    return served
 
 
 def metrics_endpoint(invocation: Invocation) -> tuple[str, int] | None:

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from deploy_helpers import (
     COMPOSE_VARIABLE,
+    IMAGE_UTILITIES,
     CommandError,
     Invocation,
     image_entrypoint,
@@ -29,6 +30,7 @@ from deploy_helpers import (
     metrics_endpoint,
     parse,
     run_env_recipe,
+    run_recorded,
 )
 
 from mocks.ndxp.config import NdxpSettings
@@ -41,9 +43,6 @@ DEPLOY = ROOT / "deploy"
 COMPOSE_YML = DEPLOY / "docker-compose.yml"
 PROMETHEUS_YML = DEPLOY / "prometheus" / "prometheus.yml"
 DEPLOY_README = DEPLOY / "README.md"
-# Programs of the python:3.11-slim image a service's shell script may call besides popsync and python.
-IMAGE_UTILITIES = ("cat", "hostname", "touch")
-RECORDER = '#!/bin/sh\n{ printf "%s\\037" "${0##*/}" "$@"; printf "\\036"; } >> "$RECORD_FILE"\n'
 
 
 def load_compose() -> dict[str, Any]:
@@ -74,31 +73,6 @@ def program_line(service: dict[str, Any]) -> list[str]:
     command = service.get("command", [] if "entrypoint" in service else image_cmd)
     as_list = [entrypoint] if isinstance(entrypoint, str) else list(entrypoint)
     return [*as_list, *([command] if isinstance(command, str) else command)]
-
-
-def run_recorded(argv: list[str], env: dict[str, str], where: Path) -> list[list[str]]:
-    """The programs `argv` starts: itself, or, for `sh -c SCRIPT`, what the script runs (by the real sh,
-    with stand-ins that record their arguments as the only programs on PATH)."""
-    if argv[:2] != ["sh", "-c"]:
-        return [argv]
-    bin_dir = where / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    for name in ("popsync", "python", *IMAGE_UTILITIES):
-        (bin_dir / name).write_text(RECORDER, encoding="utf-8")
-        (bin_dir / name).chmod(0o755)
-    record = where / "record"
-    record.write_bytes(b"")
-    done = subprocess.run(
-        ["/bin/sh", *argv[1:]],
-        env={**env, "PATH": str(bin_dir), "RECORD_FILE": str(record), "HOSTNAME": "container-1"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, f"the script fails under sh: {done.stderr}\n{argv[2]}"
-    runs = [entry.split("\x1f")[:-1] for entry in record.read_text(encoding="utf-8").split("\x1e")[:-1]]
-    return runs
 
 
 def service_programs(
@@ -253,9 +227,10 @@ def test_a_flag_popsync_lacks_is_caught() -> None:
 
 def test_the_readme_cli_commands_parse() -> None:
     """Every `… run --rm [--user …] cli ARGS` of the deploy README is a command popsync accepts."""
-    text = DEPLOY_README.read_text(encoding="utf-8").replace("\\\n", " ")
+    blocks = re.findall(r"^```bash\n(.*?)^```", DEPLOY_README.read_text(encoding="utf-8"), re.M | re.S)
+    text = "\n".join(blocks).replace("\\\n", " ")
     lines = re.findall(r"run --rm (?:--user \"[^\"]*\" )?cli (.+)", text)
-    assert len(lines) >= 2
+    assert len(lines) >= 3
     for line in lines:
         args = line.split("#")[0].split()
         try:
