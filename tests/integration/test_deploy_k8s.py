@@ -256,6 +256,13 @@ def test_scrape_annotations_match_the_metrics_served(
         )
 
 
+def test_pods_get_no_service_link_variables(resources: list[dict[str, Any]]) -> None:
+    """Kubernetes would put KAFKA_PORT=tcp://… (from the Service `kafka`) into every pod, which the Kafka
+    image reads as a broker setting, and NDXP_PORT, VNEID_SERVICE_HOST, … beside popsync's settings."""
+    for name, workload in by_kind(resources, *WORKLOADS).items():
+        assert workload["spec"]["template"]["spec"].get("enableServiceLinks") is False, name
+
+
 def test_images_are_pinned(resources: list[dict[str, Any]]) -> None:
     for name, workload in by_kind(resources, *WORKLOADS).items():
         for container in containers(workload):
