@@ -1,4 +1,4 @@
-"""The NPD's writes: civil-status registrations and permanent-residence changes, on the population's SQLite.
+"""The NPD's writes: civil-status registrations and permanent-residence changes, on the population's store.
 
 `CivilRegistry.register` decides each record with the pure `schemas.civil.decide_civil` and applies the
 changes the decision lists, in request order, in one transaction (all or nothing). A synced registration
@@ -9,14 +9,14 @@ delivered again (Kafka delivers at least once) gets the same answer even if late
 it would see now, while a corrected re-publication (other content) is decided afresh. Residence changes
 are idempotent by the caller's reference.
 
-Every method blocks (SQLite): the API calls them in the thread pool.
+Every method blocks (SQLite or PostgreSQL): the API calls them in the thread pool. The SQL is SQLite's; the
+PostgreSQL store translates it (`mocks.ndxp.db_postgres.postgres_dialect`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Literal
 
-from mocks.ndxp.db import PopulationDB
+from mocks.ndxp.db import NpdTransaction, PopulationStore
 from mocks.ndxp.exceptions import NdxpError
 from schemas.citizen import Citizen, mask_id
 from schemas.civil import (
@@ -156,34 +156,24 @@ def _now() -> str:
 
 
 class CivilRegistry:
-    """Civil-status registrations and residence changes against one `PopulationDB`."""
+    """Civil-status registrations and residence changes against one `PopulationStore`."""
 
-    def __init__(self, db: PopulationDB, today: Callable[[], date] | None = None) -> None:
+    def __init__(self, db: PopulationStore, today: Callable[[], date] | None = None) -> None:
         """`today`: the NPD's date for M11 (default: the date in Vietnam now)."""
         self.db = db
         self.today = today or (lambda: datetime.now(VIETNAM).date())
         self._lock = threading.Lock()
         self._ready = False
 
-    def _connection(self) -> sqlite3.Connection:
-        conn = self.db.connections.get()
+    @contextmanager
+    def _transaction(self) -> Iterator[NpdTransaction]:
         if not self._ready:  # the tables, once per registry (created lazily: this runs in a worker thread)
             with self._lock:
                 if not self._ready:
-                    conn.executescript(_SCHEMA)
+                    self.db.ensure_schema(_SCHEMA)
                     self._ready = True
-        return conn
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")  # the write lock now: decisions read what they then change
-        try:
+        with self.db.transaction() as conn:  # the write lock now: decisions read what they then change
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     # ------------------------------------------------------------ civil-status registrations
 
@@ -192,7 +182,7 @@ class CivilRegistry:
         with self._transaction() as conn:
             return [self._register_one(conn, obj) for obj in objects]
 
-    def _register_one(self, conn: sqlite3.Connection, obj: object) -> CivilResult:
+    def _register_one(self, conn: NpdTransaction, obj: object) -> CivilResult:
         record = parse_object(obj)
         if isinstance(record, Rejected):
             return CivilResult(record.record_id, Outcome.REJECTED.value, detail=record.reason)
@@ -206,7 +196,7 @@ class CivilRegistry:
             return CivilResult(record.record_id, row[0], fields, replayed=True)
         key = registration_key(record)
         registered = self._registered(conn, key) if key else None
-        people = _People(self.db, self.db.lookup_many(lookup_ids(record)))
+        people = _People(conn, conn.lookup_many(lookup_ids(record)))
         decision = decide_civil(record, people, registered, self._id_taken(conn), today=self.today())
         if decision.outcome.unsynced:
             conn.execute(
@@ -214,7 +204,7 @@ class CivilRegistry:
                 (record.province, record.record_id, digest, decision.outcome.value,
                  json.dumps(list(decision.fields)), _now()),
             )  # fmt: skip
-        touched = self._apply(decision.changes)
+        touched = self._apply(conn, decision.changes)
         stored = decision.registration(record.record_id, record.event) if record.event else None
         if stored is not None and key is not None:
             self._store(conn, key, stored)
@@ -232,7 +222,7 @@ class CivilRegistry:
         )
 
     @staticmethod
-    def _store(conn: sqlite3.Connection, key: tuple[str, str], stored: Registration) -> None:
+    def _store(conn: NpdTransaction, key: tuple[str, str], stored: Registration) -> None:
         conn.execute(
             _REGISTER,
             (
@@ -242,7 +232,7 @@ class CivilRegistry:
         )  # fmt: skip
 
     @staticmethod
-    def _registered(conn: sqlite3.Connection, key: tuple[str, str]) -> Registration | None:
+    def _registered(conn: NpdTransaction, key: tuple[str, str]) -> Registration | None:
         row = conn.execute(_REGISTERED, key).fetchone()
         if row is None:
             return None
@@ -253,14 +243,14 @@ class CivilRegistry:
         )  # fmt: skip
 
     @staticmethod
-    def _id_taken(conn: sqlite3.Connection) -> Callable[[str], bool]:
+    def _id_taken(conn: NpdTransaction) -> Callable[[str], bool]:
         def taken(personal_id: str) -> bool:
             row = conn.execute("SELECT 1 FROM citizens WHERE personal_id = ?", (personal_id,)).fetchone()
             return row is not None
 
         return taken
 
-    def _apply(self, changes: Sequence[NpdChange]) -> dict[str, tuple[str, ...]]:
+    def _apply(self, conn: NpdTransaction, changes: Sequence[NpdChange]) -> dict[str, tuple[str, ...]]:
         """Write the changes; personal_id → the fields written (with personal_id, which the answer shows)."""
         touched: dict[str, tuple[str, ...]] = {}
         for change in changes:
@@ -268,14 +258,15 @@ class CivilRegistry:
                 citizen = change.citizen
                 written = tuple(citizen.model_dump(exclude_none=True))
             else:
-                citizen = self._updated(change)
+                citizen = self._updated(conn, change)
                 written = ("personal_id", *change.values)
-            self.db.save([citizen])
+            conn.save([citizen])
             touched[citizen.personal_id] = written
         return touched
 
-    def _updated(self, change: UpdateCitizen) -> Citizen:
-        current = self.db.lookup_many([change.personal_id]).get(change.personal_id)
+    @staticmethod
+    def _updated(conn: NpdTransaction, change: UpdateCitizen) -> Citizen:
+        current = conn.lookup_many([change.personal_id]).get(change.personal_id)
         if current is None:  # decide_civil resolved this citizen from the same transaction's view
             raise UnknownCitizenError(f"citizen {mask_id(change.personal_id)} vanished mid-transaction")
         return _with_values(current, change.values)
@@ -294,7 +285,7 @@ class CivilRegistry:
             change: _Change = ("register", personal_id, province, since)
             if self._replay(conn, agency, reference, change):
                 return ResidenceChange(personal_id, "registered", reference, True, ("personal_id",))
-            citizen = self._citizen(personal_id)
+            citizen = self._citizen(conn, personal_id)
             if citizen.deceased:
                 raise ResidenceConflictError(
                     f"citizen {mask_id(personal_id)} is recorded as deceased: no permanent residence can "
@@ -314,7 +305,7 @@ class CivilRegistry:
                 "residence_since": since.isoformat(),
                 "residence_ended_on": None,
             }
-            self.db.save([_with_values(citizen, values)])
+            conn.save([_with_values(citizen, values)])
             self._remember(conn, agency, reference, change)
             return ResidenceChange(personal_id, "registered", reference, False, ("personal_id", *values))
 
@@ -329,7 +320,7 @@ class CivilRegistry:
             change: _Change = ("deregister", personal_id, None, on)
             if self._replay(conn, agency, reference, change):
                 return ResidenceChange(personal_id, "ended", reference, True, ("personal_id",))
-            citizen = self._citizen(personal_id)
+            citizen = self._citizen(conn, personal_id)
             extra = citizen.model_extra or {}
             if extra.get("residence_status") == "ended":
                 raise ResidenceConflictError(
@@ -348,19 +339,20 @@ class CivilRegistry:
                 "residence_status": "ended",
                 "residence_ended_on": on.isoformat(),
             }
-            self.db.save([_with_values(citizen, values)])
+            conn.save([_with_values(citizen, values)])
             self._remember(conn, agency, reference, change)
             return ResidenceChange(personal_id, "ended", reference, False, ("personal_id", *values))
 
-    def _citizen(self, personal_id: str) -> Citizen:
-        citizen = self.db.lookup_many([personal_id]).get(personal_id)
+    @staticmethod
+    def _citizen(conn: NpdTransaction, personal_id: str) -> Citizen:
+        citizen = conn.lookup_many([personal_id]).get(personal_id)
         if citizen is None:
             raise UnknownCitizenError(f"no citizen with personal ID {mask_id(personal_id)} in the NPD")
         return citizen
 
     @staticmethod
     def _replay(
-        conn: sqlite3.Connection,
+        conn: NpdTransaction,
         agency: str,
         reference: str,
         change: _Change,
@@ -383,7 +375,7 @@ class CivilRegistry:
         return True
 
     @staticmethod
-    def _remember(conn: sqlite3.Connection, agency: str, reference: str, change: _Change) -> None:
+    def _remember(conn: NpdTransaction, agency: str, reference: str, change: _Change) -> None:
         action, personal_id, province, on = change
         conn.execute(
             "INSERT INTO residence_changes VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -412,13 +404,13 @@ class _People(Mapping[str, Citizen]):
     """The citizens `lookup_ids` named, and any other the rules ask for (M14's ancestors), looked up
     in the same transaction when first asked for."""
 
-    def __init__(self, db: PopulationDB, known: dict[str, Citizen]) -> None:
-        self.db = db
+    def __init__(self, conn: NpdTransaction, known: dict[str, Citizen]) -> None:
+        self.conn = conn
         self.known: dict[str, Citizen | None] = dict(known)
 
     def __getitem__(self, personal_id: str) -> Citizen:
         if personal_id not in self.known:
-            self.known[personal_id] = self.db.lookup_many([personal_id]).get(personal_id)
+            self.known[personal_id] = self.conn.lookup_many([personal_id]).get(personal_id)
         citizen = self.known[personal_id]
         if citizen is None:
             raise KeyError(personal_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ from schemas.citizen import Citizen, mask_id
 __all__ = [
     "COLUMNS",
     "CitizenJson",
+    "NpdTransaction",
     "PopulationDB",
     "PopulationStore",
     "chunks",
@@ -94,6 +96,23 @@ _LOOKUP_JSON = _lookup_sql(
 CitizenJson = tuple[str, str | None, bytes]
 
 
+class Rows(Protocol):
+    """A statement's result: sqlite3's and psycopg's cursors both are."""
+
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class NpdTransaction(Protocol):
+    """One write transaction on the NPD (`PopulationStore.transaction()`): statements in SQLite's dialect
+    (`?` parameters; the PostgreSQL store translates the few constructs the NPD's writers use), and
+    look-ups and saves that see the transaction's own writes."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows: ...
+    def lookup_many(self, ids: list[str]) -> dict[str, Citizen]: ...
+    def save(self, citizens: Iterable[Citizen]) -> None: ...
+
+
 class PopulationStore(Protocol):
     """What the NDXP API needs from the NPD's storage."""
 
@@ -109,6 +128,15 @@ class PopulationStore(Protocol):
     def count(self) -> int: ...
     def audit_log(self) -> AuditStore:
         """The disclosure audit kept in the same database."""
+        ...
+
+    def ensure_schema(self, ddl: str) -> None:
+        """Create the tables `ddl` describes (SQLite's dialect, idempotent statements) in this database."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[NpdTransaction]:
+        """A write transaction that holds the NPD's write lock from its start (writers take turns, across
+        replicas too): committed when the block ends, rolled back when it raises."""
         ...
 
     def close(self) -> None: ...
@@ -223,6 +251,20 @@ class PopulationDB:
             seen.add(c.personal_id)
         return DuplicateCitizenError(f"{where(chunk[0][0])}…: a constraint failed; nothing was kept")
 
+    def ensure_schema(self, ddl: str) -> None:
+        self.connections.get().executescript(ddl)
+
+    @contextmanager
+    def transaction(self) -> Iterator[NpdTransaction]:
+        conn = self.connections.get()
+        conn.execute("BEGIN IMMEDIATE")  # the write lock now: decisions read what they then change
+        try:
+            yield _SqliteTransaction(conn, self)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     def save(self, citizens: Iterable[Citizen]) -> None:
         """Insert citizens, or replace those the NPD holds, inside the caller's transaction on this
         thread's connection (no BEGIN of its own: the civil-status registrations commit all or nothing)."""
@@ -248,6 +290,23 @@ class PopulationDB:
             return {}
         params = (orjson.dumps(personal).decode(), orjson.dumps(legacy).decode())
         return collect_rows(self.connections.get().execute(sql, params))
+
+
+class _SqliteTransaction:
+    """A write transaction on this thread's connection: the store's look-ups and saves use the same one."""
+
+    def __init__(self, conn: sqlite3.Connection, db: PopulationDB) -> None:
+        self._conn = conn
+        self._db = db
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, params)
+
+    def lookup_many(self, ids: list[str]) -> dict[str, Citizen]:
+        return self._db.lookup_many(ids)
+
+    def save(self, citizens: Iterable[Citizen]) -> None:
+        self._db.save(citizens)
 
 
 def split_ids(ids: Sequence[str]) -> tuple[list[str], list[str]]:

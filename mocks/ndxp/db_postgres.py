@@ -9,14 +9,25 @@ Several NDXP replicas may serve the same database.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from mocks.common.audit_postgres import PostgresAuditLog
-from mocks.ndxp.db import COLUMNS, CitizenJson, chunks, citizen_row, collect_rows, row_citizen, split_ids
+from mocks.ndxp.db import (
+    COLUMNS,
+    CitizenJson,
+    NpdTransaction,
+    chunks,
+    citizen_row,
+    collect_rows,
+    row_citizen,
+    split_ids,
+)
 from mocks.ndxp.exceptions import DuplicateCitizenError
 from mocks.ndxp.population_file import numbered_citizens
 from mocks.ndxp.postgres import PostgresPool
@@ -69,6 +80,41 @@ _LOOKUP_JSON = _lookup_sql(
 )
 
 
+# pg_advisory_xact_lock's key of the NPD's writers (civil status, residence): one at a time, as SQLite's
+# BEGIN IMMEDIATE makes them, across every replica ("npd-w" in ASCII).
+_WRITE_LOCK = 0x6E70642D77
+_INSERT_OR_IGNORE = re.compile(r"^\s*INSERT OR IGNORE INTO (.*)$", re.DOTALL | re.IGNORECASE)
+
+
+def postgres_dialect(sql: str) -> str:
+    """SQLite's SQL as the NPD's writers write it, for PostgreSQL: `?` parameters become `%s`, `INSERT OR
+    IGNORE` becomes `INSERT … ON CONFLICT DO NOTHING`, `WITHOUT ROWID` goes. Only these constructs are
+    translated (the writers use no other SQLite-only one, and no `?` in a literal); the contract tests run
+    the writers on both stores."""
+    sql = sql.replace("WITHOUT ROWID", "").replace("%", "%%").replace("?", "%s")
+    ignore = _INSERT_OR_IGNORE.match(sql)
+    if ignore:
+        sql = f"INSERT INTO {ignore.group(1).rstrip().rstrip(';')} ON CONFLICT DO NOTHING"
+    return sql
+
+
+class _PostgresTransaction:
+    """A write transaction on one pooled connection; the store's look-ups and saves run on it."""
+
+    def __init__(self, conn: psycopg.Connection[Any], store: PostgresPopulation) -> None:
+        self._conn = conn
+        self._store = store
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self._conn.execute(postgres_dialect(sql).encode(), params)
+
+    def lookup_many(self, ids: list[str]) -> dict[str, Citizen]:
+        return self._store.lookup_many(ids, self._conn)
+
+    def save(self, citizens: Iterable[Citizen]) -> None:
+        self._store.save(citizens, self._conn)
+
+
 class PostgresPopulation:
     """Citizens in a PostgreSQL database: bulk `load` (COPY), `load_file`, batched look-ups, `save`."""
 
@@ -92,6 +138,17 @@ class PostgresPopulation:
     def audit_log(self) -> PostgresAuditLog:
         """The disclosure audit in the same database."""
         return PostgresAuditLog(self.pool)
+
+    def ensure_schema(self, ddl: str) -> None:
+        """Create the tables `ddl` describes (SQLite's dialect: see `postgres_dialect`)."""
+        self.pool.ensure_schema(ddl.replace("WITHOUT ROWID", ""))
+
+    @contextmanager
+    def transaction(self) -> Iterator[NpdTransaction]:
+        """A write transaction holding the NPD's write lock (an advisory lock: replicas take turns too)."""
+        with self.pool.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+            yield _PostgresTransaction(conn, self)
 
     def count(self) -> int:
         with self.pool.transaction() as conn:

@@ -1,4 +1,5 @@
-"""One contract for every NPD store: the same tests against SQLite and a real PostgreSQL (issue 12).
+"""One contract for every NPD store: the same tests against SQLite and a real PostgreSQL (issue 12):
+the population, the audit, and the NPD's writers (civil status, residence).
 
 Each test gets a `Backend`: a database URL of its own, opened through `open_population` as the NDXP opens
 it, and a way to send raw SQL past the store (to show the database itself refuses to change the audit).
@@ -7,16 +8,20 @@ it, and a way to send raw SQL past the store (to show the database itself refuse
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import civil_helpers
 import psycopg
 import pytest
+from civil_helpers import BIRTH, DEATH
 
 from mocks.common.audit import AuditStore, Disclosure, DisclosureBatch
+from mocks.ndxp.civil_db import CivilRegistry, ResidenceConflictError, UnknownCitizenError
 from mocks.ndxp.db import PopulationStore, open_population
 from mocks.ndxp.exceptions import DuplicateCitizenError, PopulationFileError
 from mocks.ndxp.population import generate_population, write_population
@@ -272,3 +277,97 @@ def test_two_replicas_append_to_one_audit(store: PopulationStore, backend: Backe
         assert store.audit_log().read(limit=1)[0].request_id == "r3"
     finally:
         other.close()
+
+
+# --- the NPD's writers: civil status and residence ------------------------------------------------
+
+
+@pytest.fixture
+def civil(store: PopulationStore) -> CivilRegistry:
+    store.load([civil_helpers.FATHER, civil_helpers.MOTHER, civil_helpers.BINH, civil_helpers.LAN])
+    return CivilRegistry(store, today=lambda: date(2024, 6, 1))
+
+
+def test_a_birth_is_registered_once_and_replayed(store: PopulationStore, civil: CivilRegistry) -> None:
+    (first,) = civil.register([BIRTH])
+    assert first.outcome == "cleaned" and not first.replayed and first.personal_id
+    child = store.lookup_many([first.personal_id])[first.personal_id]
+    assert child.full_name == "Nguyễn Minh An" and (child.model_extra or {})["mother_name"] == "Trần Thị Hoa"
+    again, duplicate = civil.register(
+        [BIRTH, {**BIRTH, "record_id": "b2", "registration_no": " KS-2024-001 "}]
+    )
+    assert again.public() == {**first.public(), "replayed": True}
+    assert (duplicate.outcome, duplicate.personal_id) == ("unsynced/duplicate", None)
+    assert store.count() == 5
+
+
+def test_a_refusal_is_remembered_and_a_death_applied(store: PopulationStore, civil: CivilRegistry) -> None:
+    wrong = {**DEATH, "record_id": "d9", "date_of_birth": "1991-01-02"}
+    (refused,) = civil.register([wrong])
+    assert refused.outcome.startswith("unsynced/") and not refused.replayed
+    (same,) = civil.register([wrong])
+    assert (same.outcome, same.replayed) == (refused.outcome, True)
+    (death,) = civil.register([DEATH])
+    assert death.outcome == "cleaned"
+    assert store.lookup_many([civil_helpers.BINH_ID])[civil_helpers.BINH_ID].deceased
+
+
+def test_one_request_is_all_or_nothing(store: PopulationStore, civil: CivilRegistry) -> None:
+    births = [{**BIRTH, "record_id": f"b{n}", "registration_no": f"KS-{n}"} for n in range(3)]
+    calls = iter(range(10))
+
+    def failing_today() -> date:  # the third record's decision fails: the first two must not stay
+        if next(calls) == 2:
+            raise RuntimeError("the NPD's clock failed")
+        return date(2024, 6, 1)
+
+    with pytest.raises(RuntimeError, match="clock failed"):
+        CivilRegistry(store, today=failing_today).register(births)
+    assert store.count() == 4
+    assert len({r.personal_id for r in civil.register(births)}) == 3 and store.count() == 7
+
+
+def test_residence_changes_are_idempotent_by_reference(store: PopulationStore, civil: CivilRegistry) -> None:
+    lan = civil_helpers.LAN_ID
+    change = civil.register_residence("lgsp-019", lan, "019", date(2024, 1, 1), "ref-1")
+    assert (change.residence_status, change.replayed) == ("registered", False)
+    assert civil.register_residence("lgsp-019", lan, "019", date(2024, 1, 1), "ref-1").replayed
+    with pytest.raises(ResidenceConflictError, match="different residence change"):
+        civil.register_residence("lgsp-019", lan, "008", date(2024, 1, 1), "ref-1")
+    ended = civil.end_residence("lgsp-019", lan, date(2024, 5, 1), "ref-2")
+    assert ended.residence_status == "ended"
+    with pytest.raises(ResidenceConflictError, match="already ended"):
+        civil.end_residence("lgsp-019", lan, date(2024, 5, 2), "ref-3")
+    with pytest.raises(UnknownCitizenError):
+        civil.end_residence("lgsp-019", "008190999999", date(2024, 5, 2), "ref-4")
+    extra = store.lookup_many([lan])[lan].model_extra or {}
+    assert (extra["residence_status"], extra["residence_ended_on"]) == ("ended", "2024-05-01")
+
+
+def test_two_replicas_register_in_turn(
+    store: PopulationStore, civil: CivilRegistry, backend: Backend
+) -> None:
+    other = backend.open()
+    replicas = [civil, CivilRegistry(other, today=lambda: date(2024, 6, 1))]
+    births = [{**BIRTH, "record_id": f"r{n}", "registration_no": f"KS-R{n}"} for n in range(40)]
+    answers: list[list[str | None]] = [[], []]
+
+    def register(index: int) -> None:
+        for birth in births[index::2] + births:  # its own half, then everything again (replays)
+            answers[index].append(civil_helpers_result(replicas[index], birth))
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    other.close()
+    issued = answers[0][:20] + answers[1][:20]
+    assert None not in issued and len(set(issued)) == 40  # every birth once, no ID issued twice
+    assert answers[0][20:] == answers[1][20:]  # the replays answer the same on either replica
+    assert store.count() == 44
+
+
+def civil_helpers_result(registry: CivilRegistry, birth: dict[str, Any]) -> str | None:
+    (result,) = registry.register([birth])
+    return result.personal_id

@@ -17,7 +17,7 @@ from pydantic_core import to_json
 
 from mocks.common.audit import Disclosure
 from mocks.ndxp.civil_db import CivilRegistry, CivilResult
-from mocks.ndxp.db import PopulationDB
+from mocks.ndxp.db import PopulationStore
 from mocks.ndxp.deps import AgencyDep, AuditDep, RequestIdDep, require_scope
 from mocks.ndxp.models import CivilRegistrationsPublic, CivilRegistrationsQuery, Message
 from mocks.ndxp.scopes import CIVIL_REGISTER, IDENTITY
@@ -33,7 +33,7 @@ def civil_registry(request: Request) -> CivilRegistry:
     """The app's registry over its population database (made on first use: the app's lifespan opens
     the database, and the registry holds no connection of its own)."""
     registry: CivilRegistry | None = getattr(request.app.state, "civil", None)
-    db: PopulationDB = request.app.state.db
+    db: PopulationStore = request.app.state.db
     if registry is None or registry.db is not db:
         registry = request.app.state.civil = CivilRegistry(db)
     return registry
