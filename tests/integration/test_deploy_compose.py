@@ -411,3 +411,13 @@ def test_docker_compose_config_accepts_the_file(
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_build_context_leaves_out_the_secrets_and_the_venv(rendered: dict[str, Any]) -> None:
+    """The image is built from the repository root, where deploy/.env and deploy/secrets/ live: the
+    classic builder would send whatever .dockerignore does not exclude."""
+    context = (DEPLOY / rendered["services"]["worker"]["build"]["context"]).resolve()
+    ignored = (context / ".dockerignore").read_text(encoding="utf-8").split()
+    assert {".venv/", ".git/", "deploy/.env", "deploy/secrets/"} <= set(ignored)
+    for secret in rendered["secrets"].values():
+        assert f"deploy/{Path(secret['file']).parent.name}/" in ignored
