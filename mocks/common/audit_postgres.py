@@ -105,7 +105,7 @@ class PostgresAuditLog:
             "ids": ids,
             "indexes": positions,
         }
-        with self.pool.transaction() as conn:
+        with self.pool.connection() as conn:
             conn.execute(_INSERT_BATCH, params)
 
     def read(
@@ -126,7 +126,7 @@ class PostgresAuditLog:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq DESC LIMIT %s"
-        with self.pool.transaction() as conn:
+        with self.pool.connection() as conn:
             rows = conn.execute(sql.encode(), [*params, limit]).fetchall()
         return [
             AuditEntry(
@@ -143,6 +143,6 @@ class PostgresAuditLog:
         ]
 
     def count(self) -> int:
-        with self.pool.transaction() as conn:
+        with self.pool.connection() as conn:
             row = conn.execute("SELECT count(*) FROM audit").fetchone()
         return int(row[0]) if row else 0

@@ -2,8 +2,10 @@
 
 The stores run in the request handlers' thread pool, as the SQLite ones do (the handlers are async and
 hand their database work to `run_in_threadpool`, so no handler blocks the event loop), and share one
-`psycopg_pool.ConnectionPool` per database. Each operation borrows a connection for one transaction:
-`with pool.transaction() as conn:` commits when the block ends and rolls back when it raises.
+`psycopg_pool.ConnectionPool` per database. Each operation borrows a connection: `with pool.transaction()
+as conn:` for several statements (committed when the block ends, rolled back when it raises), `with
+pool.connection() as conn:` for one statement, its own transaction (autocommit: one round trip, no
+BEGIN/COMMIT; a batch's look-up is one statement and so is its audit).
 
 Several replicas may open the same database at once: the schema is created under an advisory lock, so two
 `CREATE TABLE IF NOT EXISTS` never race.
@@ -68,8 +70,7 @@ class PostgresPool:
             max_size=max_size,
             name=name,
             open=False,
-            # psycopg's automatic prepared statements: a statement run five times is prepared server-side.
-            kwargs={"application_name": name},
+            kwargs={"application_name": name, "autocommit": True},
         )
         try:
             self._pool.open(wait=True, timeout=_CONNECT_TIMEOUT_S)
@@ -83,6 +84,12 @@ class PostgresPool:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection for one transaction: committed when the block ends, rolled back if it raises."""
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection in autocommit mode: each statement is a transaction of its own."""
         with self._pool.connection() as conn:
             yield conn
 

@@ -74,7 +74,7 @@ class PostgresAccounts:
         return PostgresAuditLog(self.pool)
 
     def _one(self, where: str, value: str) -> Account | None:
-        with self.pool.transaction() as conn:
+        with self.pool.connection() as conn:
             row = conn.execute(f"{_SELECT} WHERE {where} = %s".encode(), (value,)).fetchone()
         return account_from_row(row) if row else None
 
@@ -92,7 +92,7 @@ class PostgresAccounts:
         return self._one("account_id", account_id)
 
     def count(self) -> int:
-        with self.pool.transaction() as conn:
+        with self.pool.connection() as conn:
             row = conn.execute("SELECT count(*) FROM accounts").fetchone()
         return int(row[0]) if row else 0
 

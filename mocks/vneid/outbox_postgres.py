@@ -90,7 +90,7 @@ class PostgresOutbox:
     def pending(self, limit: int = 500) -> list[AccountEvent]:
         """The oldest `limit` events not yet confirmed by the broker, in the order they happened."""
         sql = f"SELECT {_FACTS} FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT %s"  # noqa: S608
-        with self.pool.transaction() as conn:
+        with self.pool.connection() as conn:
             return [event_from_row(tuple(r)) for r in conn.execute(sql.encode(), (limit,))]
 
     def mark_sent(self, event_ids: list[str], at: datetime | None = None) -> int:
@@ -98,7 +98,7 @@ class PostgresOutbox:
         if not event_ids:
             return 0
         stamp = (at or datetime.now(UTC)).astimezone(UTC)
-        with self.pool.transaction() as conn:
+        with self.pool.connection() as conn:
             return conn.execute(_MARK, (stamp, list(event_ids))).rowcount
 
     def events(self, personal_id: str | None = None) -> list[AccountEvent]:
@@ -107,10 +107,10 @@ class PostgresOutbox:
         params: tuple[str, ...] = ()
         if personal_id is not None:
             sql, params = sql + " WHERE personal_id = %s", (personal_id,)
-        with self.pool.transaction() as conn:
+        with self.pool.connection() as conn:
             return [event_from_row(tuple(r)) for r in conn.execute((sql + " ORDER BY seq").encode(), params)]
 
     def pending_count(self) -> int:
-        with self.pool.transaction() as conn:
+        with self.pool.connection() as conn:
             row = conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()
         return int(row[0]) if row else 0
