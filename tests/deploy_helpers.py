@@ -27,7 +27,6 @@ import pytest
 import typer
 from dotenv import dotenv_values
 from pydantic_settings import BaseSettings
-from typer._click.exceptions import ClickException
 
 import connectors.vneid
 from mocks.ndxp.api.routes import health as ndxp_health
@@ -38,6 +37,11 @@ from mocks.vneid.config import VneidSettings
 from popsync.cli import app
 from streams.config import StreamsSettings
 from streams.kafka_security import KafkaSecurity
+
+try:  # typer 0.29 builds its commands on a click of its own; earlier ones on click itself
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - an older typer
+    from click.exceptions import ClickException  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
