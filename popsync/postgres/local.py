@@ -33,6 +33,7 @@ from popsync.postgres.errors import NO_POSTGRES_HELP, PostgresUnavailableError
 __all__ = ["LocalPostgres", "find_binaries", "local_postgres"]
 
 _SUPERUSER = "popsync"
+_DEBIAN = Path("/usr/lib/postgresql")  # Debian's layout: <major>/bin
 _START_TIMEOUT_S = 60
 _SETTINGS = """
 # popsync's throwaway test server (popsync/postgres/local.py)
@@ -55,7 +56,7 @@ def find_binaries() -> Path:
         candidates.append(Path(env))
     if on_path := shutil.which("initdb"):
         candidates.append(Path(on_path).resolve().parent)
-    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: _major(p.parent.name))
+    debian = sorted(_DEBIAN.glob("*/bin"), key=lambda p: _major(p.parent.name))
     candidates.extend(reversed(debian))
     for folder in candidates:
         if all((folder / name).is_file() for name in ("initdb", "pg_ctl", "postgres")):
