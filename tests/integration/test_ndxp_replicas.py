@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -107,3 +108,30 @@ def test_one_audit_for_both_replicas(replicas: list[NdxpServer]) -> None:
         assert sorted(e["personal_id"] for e in entries) == sorted(c.personal_id for c in CITIZENS)
         assert len({e["seq"] for e in entries}) == 2000  # one sequence for both replicas
     assert _audit(replicas[0]) == _audit(replicas[1])
+
+
+def test_replicas_starting_together_create_the_tables_once(postgres_server: LocalPostgres) -> None:
+    # Every store creates its tables when it opens; replicas starting at the same moment take turns (an
+    # advisory lock), where two bare CREATE TABLE IF NOT EXISTS could both try and one fail.
+    url = postgres_server.create_database("together")
+    start = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            store = open_population(url)
+            try:
+                store.audit_log().count()
+                assert store.count() == 0
+            finally:
+                store.close()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert failures == []
