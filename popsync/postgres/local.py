@@ -10,6 +10,9 @@ unprivileged `nobody` account and initdb, pg_ctl and the server run as that user
 `subprocess` `user=`/`group=`, i.e. setuid/setgid before exec): nothing is created and no sudo is needed.
 `POPSYNC_PG_USER` names another account to use instead.
 
+A server whose owner was killed (SIGKILL leaves no time to stop it) is stopped and deleted by the next
+`start()` on the machine: each directory records its owner's pid.
+
     with local_postgres() as server:
         url = server.create_database("npd")   # postgresql://popsync@127.0.0.1:PORT/npd
 """
@@ -28,12 +31,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from popsync.broker.probe import process_alive
 from popsync.postgres.errors import NO_POSTGRES_HELP, PostgresUnavailableError
 
 __all__ = ["LocalPostgres", "find_binaries", "local_postgres"]
 
 _SUPERUSER = "popsync"
 _DEBIAN = Path("/usr/lib/postgresql")  # Debian's layout: <major>/bin
+_PREFIX = "popsync-pg-"
+_OWNER = "owner.pid"
 _START_TIMEOUT_S = 60
 _SETTINGS = """
 # popsync's throwaway test server (popsync/postgres/local.py)
@@ -106,7 +112,7 @@ class LocalPostgres:
     def __init__(self, root: Path | None = None) -> None:
         self.bin = find_binaries()
         self._owned = root is None
-        self.root = root or Path(tempfile.mkdtemp(prefix="popsync-pg-"))
+        self.root = root or Path(tempfile.mkdtemp(prefix=_PREFIX))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.port = 0
@@ -133,7 +139,9 @@ class LocalPostgres:
 
     def start(self) -> LocalPostgres:
         """initdb, then start the server and wait until it accepts connections."""
+        self._remove_orphans()
         self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / _OWNER).write_text(str(os.getpid()), encoding="ascii")
         self._as.chown(self.root)
         done = self._run(
             str(self.bin / "initdb"), "-D", str(self.data), "-U", _SUPERUSER, "--auth=trust",
@@ -156,6 +164,21 @@ class LocalPostgres:
             )
         self._running = True
         return self
+
+    def _remove_orphans(self) -> None:
+        """Stop and delete the servers of owners that died without stopping them (this user's temp dir)."""
+        for root in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+            if root == self.root:
+                continue
+            try:
+                owner = int((root / _OWNER).read_text(encoding="ascii"))
+            except (OSError, ValueError):
+                continue  # not one of ours, or still being set up
+            if process_alive(owner):
+                continue
+            if (root / "data" / "postmaster.pid").exists():
+                self._run(str(self.bin / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "-w", "stop")
+            shutil.rmtree(root, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:
         """The URL of `database` on this server (trusted: no password)."""
