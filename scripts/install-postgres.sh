@@ -12,7 +12,12 @@ set -euo pipefail
 
 found_bin() {
     if [ -n "${POPSYNC_PG_BIN:-}" ] && [ -x "$POPSYNC_PG_BIN/initdb" ]; then echo "$POPSYNC_PG_BIN"; return 0; fi
-    if command -v initdb >/dev/null 2>&1; then dirname "$(readlink -f "$(command -v initdb)")"; return 0; fi
+    if command -v initdb >/dev/null 2>&1; then
+        local on_path
+        on_path=$(dirname "$(readlink -f "$(command -v initdb)")")
+        # a dangling symlink on PATH (the package removed) is not a server
+        if [ -x "$on_path/initdb" ] && [ -x "$on_path/postgres" ]; then echo "$on_path"; return 0; fi
+    fi
     local newest
     newest=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
     if [ -n "$newest" ] && [ -x "$newest/initdb" ]; then echo "$newest"; return 0; fi
