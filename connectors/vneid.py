@@ -14,19 +14,25 @@ delivery is at least once, and consumers deduplicate on `event_id`. The outbox n
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
+import os
+import signal
+import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
 from connectors.exceptions import DeliveryError
 from mocks.vneid.logs import install_log_filters
-from mocks.vneid.outbox import AccountEvent, Outbox
+from mocks.vneid.outbox import AccountEvent, Outbox, OutboxStore
 from streams.kafka_security import get_kafka_security
 from streams.messages import HEADER_ENVELOPE, dumps, envelope_value
 
@@ -35,9 +41,11 @@ __all__ = [
     "ENVELOPE_EVENTS",
     "HEADER_EVENT_ID",
     "HEADER_EVENT_IDS",
+    "READY_LINE",
     "DrainReport",
     "VneidEventConnector",
     "event_line",
+    "main",
 ]
 
 # Logs carry counts only; the masking filter (mocks.vneid.logs) is the second line of defence.
@@ -49,6 +57,7 @@ HEADER_EVENT_IDS = "popsync-event-ids"  # an envelope's events, comma-separated,
 # their event IDs (33 bytes each) in a header.
 ENVELOPE_EVENTS = 1000
 ENVELOPE_BYTES = 256 * 1024
+READY_LINE = "draining the VNeID outbox"  # `main` logs it once SIGTERM means "drain the rest, then exit"
 
 
 @dataclass
@@ -72,8 +81,27 @@ class _Envelope:
 
 
 def event_line(event: AccountEvent) -> bytes:
-    """An event's JSON (one line: compact JSON escapes every line break inside a string)."""
-    return dumps(event.to_message())
+    """An event's JSON, `AccountEvent.to_message` (one line: compact JSON escapes every line break).
+
+    Written here field by field with the time as orjson writes a datetime (ISO 8601, as `isoformat`):
+    a third of the cost, once per event of a million.
+    """
+    try:
+        return orjson.dumps(
+            {
+                "event_id": event.event_id,
+                "account_id": event.account_id,
+                "personal_id": event.personal_id,
+                "province": event.province,
+                "action": event.action,
+                "from": event.from_status,
+                "to": event.to_status,
+                "level": event.level,
+                "at": event.at,
+            }
+        )
+    except TypeError:  # what orjson refuses (a lone surrogate): the stdlib's escapes, as `dumps` does
+        return dumps(event.to_message())
 
 
 class VneidEventConnector:
@@ -84,7 +112,7 @@ class VneidEventConnector:
         self,
         bootstrap_servers: str,
         topic: str,
-        outbox: Outbox,
+        outbox: OutboxStore,
         *,
         batch_size: int = 500,
         send_timeout_s: float = 60.0,
@@ -235,3 +263,43 @@ class VneidEventConnector:
             except DeliveryError as exc:
                 log.warning("%s", exc)
             stop.wait(interval_s)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m connectors.vneid --database-url sqlite:///PATH --topic TOPIC`: drain the outbox until
+    SIGTERM or SIGINT, then once more (what was written before the signal), and exit; 1 if events stayed
+    pending. Kafka's address from `--bootstrap-servers` or POPSYNC_BOOTSTRAP_SERVERS, its security from
+    POPSYNC_KAFKA_*."""
+    parser = argparse.ArgumentParser(prog="python -m connectors.vneid", description=main.__doc__)
+    parser.add_argument("--database-url", required=True, help="the VNeID accounts database, sqlite:///PATH")
+    parser.add_argument("--topic", required=True, help="the e-ID events topic, <prefix>.eid.events")
+    parser.add_argument("--bootstrap-servers", default=os.environ.get("POPSYNC_BOOTSTRAP_SERVERS", ""))
+    parser.add_argument("--interval-s", type=float, default=0.5, help="wait between drains of the outbox")
+    parser.add_argument("--batch-size", type=int, default=20_000, help="outbox events read at a time")
+    args = parser.parse_args(argv)
+    if not args.bootstrap_servers:
+        parser.error("no Kafka bootstrap servers: pass --bootstrap-servers or set POPSYNC_BOOTSTRAP_SERVERS")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    # After the handlers: a parent waits for this line before it may signal the end (READY_LINE).
+    log.info("%s: topic %s, until SIGTERM", READY_LINE, args.topic)
+    outbox = Outbox.open(args.database_url)
+    try:
+        with VneidEventConnector(
+            args.bootstrap_servers, args.topic, outbox, batch_size=args.batch_size
+        ) as connector:
+            connector.run(stop, args.interval_s)
+            try:
+                connector.drain()
+            except DeliveryError as exc:
+                log.error("%s", exc)
+                return 1
+    finally:
+        outbox.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -30,11 +30,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from connectors.cleansing import CleansingLoop, FixPlan
 from connectors.metrics import ConnectorMetrics, serve_metrics
 from mocks.ndxp.db import PopulationDB
+from popsync.broker import RunBroker, run_broker
 from popsync.collector import Collector
 from popsync.eid_run import EidOutcome, eid_expectations, run_eid
 from popsync.exceptions import ExpectationFailed, OutputPathError
-from popsync.kafka_local import kafka_broker
 from popsync.lagwatch import LagMonitor
+from popsync.name_quality import name_matching_entries, name_matching_line
 from popsync.population import scenario_population
 from popsync.report import (
     Lang,
@@ -46,7 +47,7 @@ from popsync.report import (
 )
 from popsync.report_md import merge_summaries, render_markdown
 from popsync.scenario import Scenario, load_scenario
-from popsync.services import ManagedProcess, free_port, popsync_command
+from popsync.services import ManagedProcess, Supervisor, free_port, popsync_command, stop_all, supervised
 from popsync.stages import (
     Published,
     label,
@@ -73,6 +74,9 @@ __all__ = ["RunOptions", "RunOutcome", "run_scenario", "simulate"]
 log = logging.getLogger(__name__)
 
 AGENCY = "popsync-streams"
+WORKER_RESTARTS = 5  # per worker and run: a worker that keeps dying is a bug to read in its log, not to hide
+SERVICE_RESTARTS = 5  # the broker and the NDXP popsync started
+UNREACHABLE_S = 30.0  # a broker popsync did not start may be away this long before the run gives up
 # What the outcome rules read, and the civil-status registrations and residence changes they make.
 STREAMS_SCOPES = (
     "citizen.identity",
@@ -98,6 +102,8 @@ class RunOptions:
     dashboard_port: int | None = None
     report: Path | None = None  # write the Markdown report here
     lang: str = "vi"
+    # A broker popsync did not start may not answer this long before the run stops (see `run_scenario`).
+    unreachable_s: float = UNREACHABLE_S
 
 
 @dataclass
@@ -129,6 +135,9 @@ class Run:
     lag_monitor: LagMonitor | None = None
     # worker index -> its /metrics port, kept across restarts so a scraper's target stays the same
     metrics_ports: dict[int, int] = field(default_factory=dict)
+    broker: RunBroker | None = None
+    # Watches the broker, the NDXP and the workers while the run lasts (see `run_scenario`).
+    supervisor: Supervisor | None = None
 
     def worker_env(self, index: int) -> dict[str, str]:
         port = self.metrics_ports.setdefault(index, free_port())
@@ -138,6 +147,7 @@ class Run:
             "STREAMS_APP_ID": f"popsync-{self.topics.prefix}",
             "STREAMS_TOPIC_PREFIX": self.topics.prefix,
             "STREAMS_PARTITIONS": str(self.scenario.partitions),
+            "STREAMS_MATCHING": self.scenario.matching,
             "STREAMS_NDXP_URL": self.ndxp_url,
             # `api_key` is the run's random client secret: the workers get OAuth tokens with it.
             "STREAMS_NDXP_CLIENT_ID": AGENCY,
@@ -146,11 +156,13 @@ class Run:
             "STREAMS_NDXP_API_KEY": "",  # an inherited key must not stand in for the client
             "STREAMS_WORKER_ID": f"worker-{index}",
             "STREAMS_DATA_DIR": str(self.workdir / f"worker-{index}"),
+            "STREAMS_AS_OF": self.scenario.as_of.isoformat() if self.scenario.as_of else "",
         }
 
     def stop_workers(self) -> None:
-        for worker in self.workers:
-            worker.stop()
+        # All at once; quickly when a service died: a worker without its broker may never stop gracefully.
+        failed = self.supervisor is not None and self.supervisor.failure is not None
+        stop_all(self.workers, grace=3.0 if failed else 15.0)
 
     def start_worker(self, index: int) -> ManagedProcess:
         """Start worker `index` (1-based); a restarted worker appends to the same log."""
@@ -164,6 +176,8 @@ class Run:
             self.workers[index - 1] = proc
         else:
             self.workers.append(proc)
+        if self.supervisor is not None:
+            self.supervisor.watch(proc, limit=WORKER_RESTARTS)
         return proc
 
 
@@ -178,10 +192,14 @@ def _workdir(options: RunOptions) -> Iterator[Path]:
         yield options.workdir
         return
     path = Path(tempfile.mkdtemp(prefix="popsync-run-"))
+    keep = options.keep_workdir
     try:
         yield path
+    except BaseException:
+        keep = True  # a run that failed keeps its logs and NPD for the user to read (its message names it)
+        raise
     finally:
-        if not options.keep_workdir:
+        if not keep:
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -203,10 +221,16 @@ def _start_ndxp(workdir: Path, db_path: Path, api_key: str) -> tuple[ManagedProc
         "NDXP_AUDITOR_KEYS": "{}",
         "NDXP_ENVIRONMENT": "production",  # every secret is explicit, so the strict checks hold
     }
-    proc = ManagedProcess(
-        "ndxp", popsync_command("ndxp", "serve", "--port", str(port)), env, workdir / "ndxp.log"
-    ).start()
     url = f"http://127.0.0.1:{port}"
+    # A restart (`ManagedProcess.restart`) re-uses all of it: the port, the NPD file, and the token secret,
+    # so the tokens the workers hold stay valid.
+    proc = ManagedProcess(
+        f"the NDXP popsync started ({url})",
+        popsync_command("ndxp", "serve", "--port", str(port)),
+        env,
+        workdir / "ndxp.log",
+        requires=[db_path],  # a restart on a missing NPD would serve an empty one
+    ).start()
     proc.wait_ready(lambda: httpx.get(f"{url}/health", timeout=1.0).status_code == 200, timeout=60)
     return proc, url
 
@@ -316,133 +340,162 @@ def _writing(option: str, path: Path) -> Iterator[Path]:
 
 
 def run_scenario(path: Path, options: RunOptions, console: Console) -> RunOutcome:
-    """Run one scenario end to end and return its summary; stops everything it started."""
+    """Run one scenario end to end and return its summary; stops everything it started.
+
+    While it runs, a `Supervisor` watches what it started: a worker, the broker or the NDXP that dies is
+    restarted (the broker and the NDXP on their own data and port); one that cannot be, or a given broker
+    that stops answering, ends the run within seconds with a `ServiceError` of one line naming it.
+    """
     scenario = load_scenario(path)
     check_outputs(options)  # before anything starts: a long run must not fail at its last step
     run_id = f"{_slug(scenario.name)}-{uuid.uuid4().hex[:8]}"
-    with ExitStack() as stack:
-        workdir = stack.enter_context(_workdir(options))
-        name, where = escape(scenario.name), escape(str(workdir))
-        console.print(f"[bold]popsync[/] scenario [cyan]{name}[/] (run {run_id}, workdir {where})")
-        # Before the broker: a bad line of a population file stops the run before anything was started.
-        citizens = _population(scenario)
-        # 800,000 long-lived citizens make every garbage collection scan them all (a third of the
-        # generation time, and pauses that starve kafka-python's network thread): freeze them.
-        gc.freeze()
-        bootstrap = stack.enter_context(
-            kafka_broker(options.bootstrap_servers, log=lambda m: console.print(f"  {m}", markup=False))
-        )
-        topics = TopicNames(f"popsync.{run_id}")
-        ensure_topics(bootstrap, topics.all(), scenario.partitions)
-        progress = stack.enter_context(
-            Progress(
-                TextColumn("{task.description:<38}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-            )
-        )
-        db_path = workdir / "npd.sqlite"
-        _load_npd(progress, citizens, db_path)
+    supervisor = Supervisor(lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+    # The supervisor's thread outlives the stack: what it restarted gets the death signal from it.
+    with supervised(supervisor), ExitStack() as stack:
+        try:
+            return _run(stack, scenario, run_id, options, console, supervisor)
+        finally:
+            supervisor.pause()  # before the stack stops the services: nothing is restarted while they stop
 
-        api_key = secrets.token_urlsafe(24)
-        ndxp, ndxp_url = _start_ndxp(workdir, db_path, api_key)
-        stack.callback(ndxp.stop)
-        collector = Collector(bootstrap, topics).start()
-        stack.callback(collector.stop)
-        run = Run(scenario, workdir, bootstrap, topics, ndxp_url, api_key, collector, ndxp=ndxp)
-        stack.callback(run.stop_workers)
-        for i in range(1, options.workers + 1):
-            run.start_worker(i)
-        bars = _ReconcileBars(progress, collector)
-        for source in scenario.sources:
-            bars.add((source.sector.value, source.province))
-        bars.start()
-        stack.callback(bars.stop)
-        _start_monitoring(stack, run, console)
-        if options.dashboard_port is not None:
-            url = _start_dashboard(stack, run, options.dashboard_port)
-            console.print(f"dashboard: [link={url}]{url}[/link]")
-        if options.on_running is not None:
-            options.on_running(run)
 
-        started = time.monotonic()
-        published = Published()
-        plans: list[FixPlan] = []
-        loop: CleansingLoop | None = None
-        if any(s.cleansing is not None for s in scenario.sources):
-            loop = CleansingLoop(bootstrap, topics, plans).start()
-            stack.callback(loop.stop)
-
-        def on_plan(plan: FixPlan) -> None:
-            plans.append(plan)
-            if loop is not None:
-                loop.add_plan(plan)
-
-        stages = sorted({s.stage for s in scenario.sources})
-        for stage in stages:
-            if len(stages) > 1:
-                console.print(f"stage {stage} of {len(stages)}", markup=False)
-            stage_sources = [(i, s) for i, s in enumerate(scenario.sources) if s.stage == stage]
-            publish_stage(
-                run, stage_sources, citizens, progress, published, on_source=bars.add, on_plan=on_plan
-            )
-            bars.set_totals(published.by_source)
-            run.published = len(published.keys)
-            run.published_by_source = dict(published.by_source)
-            wait_for_outcomes(run, len(published.keys), published.rejected, started, options.timeout_s)
-            if loop is not None:
-                wait_for_cleansing(run, loop, started, options.timeout_s)
-            if any(s.sector is Sector.CIVIL_STATUS for _, s in stage_sources):
-                wait_for_chains(run, started, options.timeout_s)
-                # A child's card is a record too: its outcome ends its chain, so it has one by now.
-        duration = time.monotonic() - started
-        bars.refresh()
-        stream_counts = wait_for_stream_counts(collector, len(published.keys) + collector.chain_records)
-        chain_counts = wait_for_chain_counts(collector) if collector.chains else {}
-        eid = None
-        if scenario.eid:  # after the sources: the same workers count the VNeID's account events
-            eid = run_eid(
-                scenario,
-                citizens,
-                bootstrap_servers=bootstrap,
-                topics=topics,
-                workdir=workdir,
-                progress=progress,
-                workers_alive=lambda: any(w.alive() for w in run.workers),
-                timeout_s=max(60.0, options.timeout_s - (time.monotonic() - started)),
-            )
-        with collector.lock:
-            results, rejected = dict(collector.results), list(collector.rejected.values())
-            chains = dict(collector.chains)
-        published_keys = set(published.keys)
-        made = sorted(k for k in results if k not in published_keys)  # records chains made
-        keys = [*published.keys, *made]
-        summary = build_summary(
-            scenario.name,
-            keys,
-            results,
-            len(rejected),
-            duration,
-            eid=eid.entries if eid else (),
-            cleansing=[(p.sector, p.province) for p in plans],
-            chains=chains,
+def _run(
+    stack: ExitStack,
+    scenario: Scenario,
+    run_id: str,
+    options: RunOptions,
+    console: Console,
+    supervisor: Supervisor,
+) -> RunOutcome:
+    workdir = stack.enter_context(_workdir(options))
+    name, where = escape(scenario.name), escape(str(workdir))
+    console.print(f"[bold]popsync[/] scenario [cyan]{name}[/] (run {run_id}, workdir {where})")
+    # Before the broker: a bad line of a population file stops the run before anything was started.
+    citizens = _population(scenario)
+    # 800,000 long-lived citizens make every garbage collection scan them all (a third of the
+    # generation time, and pauses that starve kafka-python's network thread): freeze them.
+    gc.freeze()
+    broker = stack.enter_context(
+        run_broker(options.bootstrap_servers, log=lambda m: console.print(f"  {m}", markup=False))
+    )
+    bootstrap = broker.bootstrap_servers
+    if broker.started_here:
+        supervisor.watch(broker, limit=SERVICE_RESTARTS, essential=True)
+    else:
+        supervisor.watch_reachable(broker.name, broker.reachable, options.unreachable_s)
+    topics = TopicNames(f"popsync.{run_id}")
+    ensure_topics(bootstrap, topics.all(), scenario.partitions)
+    progress = stack.enter_context(
+        Progress(
+            TextColumn("{task.description:<38}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
         )
-        if options.results is not None:
-            with _writing("--results", options.results) as out:
-                write_results(out, keys, results, rejected)
-        if options.summary is not None:
-            with _writing("--summary", options.summary) as out:
-                out.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        expectations = [(e.sector.value, e.province, e.figures()) for e in scenario.expect]
-        problems = check_expectations(summary, expectations)
-        problems += check_eid_expectations(summary, eid_expectations(scenario))
-        problems += check_chain_expectations(
-            summary, [(e.province, e.kind, e.figures()) for e in scenario.expect_chains]
+    )
+    db_path = workdir / "npd.sqlite"
+    _load_npd(progress, citizens, db_path)
+
+    api_key = secrets.token_urlsafe(24)
+    ndxp, ndxp_url = _start_ndxp(workdir, db_path, api_key)
+    stack.callback(ndxp.stop)
+    supervisor.watch(ndxp, limit=SERVICE_RESTARTS, essential=True)
+    collector = Collector(bootstrap, topics).start()
+    stack.callback(collector.stop)
+    run = Run(scenario, workdir, bootstrap, topics, ndxp_url, api_key, collector, ndxp=ndxp)
+    run.broker, run.supervisor = broker, supervisor
+    stack.callback(run.stop_workers)
+    for i in range(1, options.workers + 1):
+        run.start_worker(i)
+    bars = _ReconcileBars(progress, collector)
+    for source in scenario.sources:
+        bars.add((source.sector.value, source.province))
+    bars.start()
+    stack.callback(bars.stop)
+    _start_monitoring(stack, run, console)
+    if options.dashboard_port is not None:
+        url = _start_dashboard(stack, run, options.dashboard_port)
+        console.print(f"dashboard: [link={url}]{url}[/link]")
+    if options.on_running is not None:
+        options.on_running(run)
+
+    started = time.monotonic()
+    published = Published()
+    plans: list[FixPlan] = []
+    loop: CleansingLoop | None = None
+    if any(s.cleansing is not None for s in scenario.sources):
+        loop = CleansingLoop(bootstrap, topics, plans).start()
+        stack.callback(loop.stop)
+
+    def on_plan(plan: FixPlan) -> None:
+        plans.append(plan)
+        if loop is not None:
+            loop.add_plan(plan)
+
+    stages = sorted({s.stage for s in scenario.sources})
+    for stage in stages:
+        if len(stages) > 1:
+            console.print(f"stage {stage} of {len(stages)}", markup=False)
+        stage_sources = [(i, s) for i, s in enumerate(scenario.sources) if s.stage == stage]
+        publish_stage(run, stage_sources, citizens, progress, published, on_source=bars.add, on_plan=on_plan)
+        bars.set_totals(published.by_source)
+        run.published = len(published.keys)
+        run.published_by_source = dict(published.by_source)
+        wait_for_outcomes(run, len(published.keys), published.rejected, started, options.timeout_s)
+        if loop is not None:
+            wait_for_cleansing(run, loop, started, options.timeout_s)
+        if any(s.sector is Sector.CIVIL_STATUS for _, s in stage_sources):
+            wait_for_chains(run, started, options.timeout_s)
+            # A child's card is a record too: its outcome ends its chain, so it has one by now.
+    duration = time.monotonic() - started
+    bars.refresh()
+    stream_counts = wait_for_stream_counts(collector, len(published.keys) + collector.chain_records)
+    chain_counts = wait_for_chain_counts(collector) if collector.chains else {}
+    eid = None
+    if scenario.eid:  # after the sources: the same workers count the VNeID's account events
+        eid = run_eid(
+            scenario,
+            citizens,
+            bootstrap_servers=bootstrap,
+            topics=topics,
+            workdir=workdir,
+            progress=progress,
+            workers_alive=lambda: any(w.alive() for w in run.workers),
+            timeout_s=max(60.0, options.timeout_s - (time.monotonic() - started)),
         )
-        had_expectations = bool(scenario.expect or scenario.expect_eid or scenario.expect_chains)
-        return RunOutcome(summary, problems, stream_counts, had_expectations, eid, chain_counts)
+    with collector.lock:
+        results, rejected = dict(collector.results), list(collector.rejected.values())
+        chains = dict(collector.chains)
+    published_keys = set(published.keys)
+    made = sorted(k for k in results if k not in published_keys)  # records chains made
+    keys = [*published.keys, *made]
+    summary = build_summary(
+        scenario.name,
+        keys,
+        results,
+        len(rejected),
+        duration,
+        eid=eid.entries if eid else (),
+        cleansing=[(p.sector, p.province) for p in plans],
+        chains=chains,
+        as_of=scenario.as_of,
+    )
+    if published.planted_names:  # the matcher measured against the planted name defects
+        summary["name_matching"] = name_matching_entries(published.planted_names, results, scenario.matching)
+    if options.results is not None:
+        with _writing("--results", options.results) as out:
+            write_results(out, keys, results, rejected)
+    if options.summary is not None:
+        with _writing("--summary", options.summary) as out:
+            out.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    expectations = [(e.sector.value, e.province, e.figures()) for e in scenario.expect]
+    problems = check_expectations(summary, expectations)
+    problems += check_eid_expectations(summary, eid_expectations(scenario))
+    problems += check_chain_expectations(
+        summary, [(e.province, e.kind, e.figures()) for e in scenario.expect_chains]
+    )
+    had_expectations = bool(scenario.expect or scenario.expect_eid or scenario.expect_chains)
+    return RunOutcome(summary, problems, stream_counts, had_expectations, eid, chain_counts)
 
 
 class _Merged(PromCollector):
@@ -505,6 +558,8 @@ def simulate(path: Path, options: RunOptions, console: Console) -> int:
         console.print(cleansing_report_line(entry), soft_wrap=True, highlight=False)
     for entry in summary.get("eid", []):
         console.print(eid_report_line(entry), soft_wrap=True, highlight=False)
+    for entry in summary.get("name_matching", []):
+        console.print(name_matching_line(entry), soft_wrap=True, highlight=False)
     if summary["rejected"]:
         console.print(f"Bị từ chối (dead-letter): {summary['rejected']:,}".replace(",", "."))
     lag = summary["sync_lag_ms"]

@@ -8,6 +8,8 @@ a citizen whose death was registered) is decided the same way in every run.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -18,13 +20,14 @@ from rich.progress import Progress, TaskID
 
 from connectors.civil_gen import build_civil
 from connectors.cleansing import CleansingLoop, FixPlan, plan_for_generated
-from connectors.generate import generate_records
+from connectors.generate import generate_records, planted_names
 from connectors.lgsp import LgspConnector
 from popsync.collector import Collector
 from popsync.exceptions import ServiceError
 from popsync.population import residents
 from popsync.report import SECTOR_LABELS
 from popsync.scenario import SourceSpec
+from popsync.services import one_line_tail
 from schemas.citizen import Citizen
 from schemas.provinces import map_for
 
@@ -55,6 +58,8 @@ class Published:
     keys: list[str] = field(default_factory=list)  # result keys in publish order
     rejected: int = 0
     by_source: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    # (sector, province) → record_id → planted name defect (connectors.name_defects): the matcher's truth.
+    planted_names: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
 
 def publish_stage(
@@ -73,12 +78,18 @@ def publish_stage(
     block hands its fix plan to `on_plan` before its first record is published.
     """
     scenario = run.scenario
-    with LgspConnector(run.bootstrap_servers, run.topics, metrics=run.connector_metrics) as connector:
+    # Every record_id published in earlier stages too: a repeat is dead-lettered, once per run.
+    connector = LgspConnector(
+        run.bootstrap_servers, run.topics, metrics=run.connector_metrics, seen=set(out.keys)
+    )
+    try:
         for index, source in sources:
             task = progress.add_task(f"{label(source.sector.value, source.province)}: publish", total=None)
 
             def advance(n: int, task: TaskID = task) -> None:
                 progress.update(task, completed=n)
+                if run.supervisor is not None:
+                    run.supervisor.check()  # where no signal reaches (not the main thread)
 
             connector.rate = source.rate
             seed = scenario.seed + index
@@ -108,6 +119,9 @@ def publish_stage(
                     kinds_out=kinds,
                     truth_out=truth,
                 )
+                names = planted_names(records, kinds)
+                if names:
+                    out.planted_names.setdefault((source.sector.value, source.province), {}).update(names)
                 if source.cleansing is not None:
                     on_plan(
                         plan_for_generated(
@@ -133,6 +147,18 @@ def publish_stage(
             for key, n in report.by_source.items():
                 out.by_source[key] += n
                 on_source(key)
+    except BaseException:
+        # The run is failing, maybe because its broker is gone: the producer's close must not hold it
+        # for the 30 s it grants pending messages, nor say later that those were not confirmed.
+        def close_quietly() -> None:
+            with contextlib.suppress(Exception):
+                connector.close()
+
+        closing = threading.Thread(target=close_quietly, name="popsync-connector-close", daemon=True)
+        closing.start()
+        closing.join(timeout=3)
+        raise
+    connector.close()
 
 
 def wait_for_outcomes(run: Run, records: int, rejected: int, started: float, timeout_s: float) -> None:
@@ -194,17 +220,19 @@ def _wait(run: Run, started: float, timeout_s: float, missing: Callable[[], str 
         what = missing()
         if what is None:
             return
+        if run.supervisor is not None:
+            run.supervisor.check()  # where no signal reaches (not the main thread)
         now = time.monotonic()
         if any(w.alive() for w in run.workers):
             all_dead_since = None
         elif all_dead_since is None:
             all_dead_since = now
-        elif now - all_dead_since > 20:  # long enough for a supervisor (or a test) to restart one
-            tails = "\n".join(
-                f"--- {w.name} (exit {w.proc.returncode if w.proc else '?'}):\n{w.log_tail()}"
-                for w in run.workers
+        elif now - all_dead_since > 20:  # long enough for the supervisor (or a test) to restart one
+            last = run.workers[-1]
+            raise ServiceError(
+                f"no worker has run for 20 s and {what}; {last.name} ({last.exit_status()}): its log "
+                f"{last.log_path} ends: {one_line_tail(last.log_tail(200))}"
             )
-            raise ServiceError(f"no worker is running and {what}:\n{tails}")
         if now > deadline:
             raise ServiceError(f"timed out after {timeout_s:.0f} s: {what}; see {run.workdir}")
         time.sleep(0.2)

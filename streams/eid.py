@@ -31,23 +31,20 @@ the entries come back in does not matter.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import sys
-import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
 import orjson
-from faust.types import TP
 
 from streams.config import StreamsSettings
-from streams.gaps import Frontier, GapReadTimeout, Raw, read_range, track_seeks
+from streams.gaps import guard_agent, reader
 from streams.messages import HEADER_ENVELOPE, dumps, envelope_lines, int_header, now_ms
 from streams.rewind import rewind_on_assignment
 from streams.topics import TOPIC_CONFIGS, TopicNames
@@ -372,19 +369,12 @@ def _raw_items(entries: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return list(inner.items()) if isinstance(inner, Mapping) else list(entries.items())
 
 
-# Reads the messages of an events partition at offsets [start, end) directly (streams.gaps.read_range).
-ReadRange = Callable[[int, int, int], Awaitable[list[Raw]]]
-# A partition whose frontier has not moved for this long while its end is beyond it has stalled.
-STALL_S = 5.0
-
-
 class EidCounter:
     """The faust side: unpacks envelopes, feeds batches to `EidCounts`, writes the table entries to the
-    changelog, reads back what faust did not deliver (`streams.gaps`), publishes snapshots."""
+    changelog, publishes snapshots. What faust did not deliver is read back before a batch by the agent's
+    `streams.gaps.GapGuard`, and comes in the batch."""
 
-    def __init__(
-        self, app: faust.App, topics: TopicNames, table: Any, worker_id: str, read_range: ReadRange
-    ) -> None:
+    def __init__(self, app: faust.App, topics: TopicNames, table: Any, worker_id: str) -> None:
         self.app = app
         self.topics = topics
         self.table = table  # faust Table: `partition:offset:n` -> JSON string of accounts (see EidCounts)
@@ -392,24 +382,17 @@ class EidCounter:
         self.state = EidCounts(table.data)
         self.owned: frozenset[int] = frozenset()
         self.changelog = table.changelog_topic.get_topic_name()
-        self.frontier = Frontier(topics.eid_events)
-        self.read_range = read_range
 
-    async def process(self, events: Sequence[faust.types.EventT[Any]]) -> None:
+    async def process(self, events: Sequence[Any]) -> None:
+        """A batch of faust events (or of messages read back, `streams.gaps.ReadBack`)."""
         offsets: dict[int, int] = {}  # partition -> offset of the batch's last message there
-        delivered: dict[int, list[int]] = {}
         messages: list[tuple[bytes | None, bytes | None, int]] = []
         for event in events:
             message = event.message
             partition = message.partition
-            offsets[partition] = message.offset
-            delivered.setdefault(partition, []).append(message.offset)
+            offsets[partition] = max(message.offset, offsets.get(partition, -1))
             for key, value in envelope_events(message.key, message.value, message.headers):
                 messages.append((key, value, partition))
-        for partition, seen in delivered.items():
-            for start, end in self.frontier.holes(partition, seen):
-                # Absorbed with this batch, before its offsets are acknowledged (faust commits past them).
-                messages += await self._read_back(partition, start, end)
         await self._write(self.state.absorb_messages(messages), offsets)
 
     async def _write(self, changed: Mapping[str, list[Any]], offsets: Mapping[int, int]) -> None:
@@ -421,49 +404,6 @@ class EidCounter:
         send = self.app.producer.send
         for partition, name, entry in self.state.record(changed, offsets):
             await send(self.changelog, orjson.dumps(name), orjson.dumps(entry), partition, None, None)
-
-    async def _read_back(
-        self, partition: int, start: int, end: int
-    ) -> list[tuple[bytes | None, bytes | None, int]]:
-        """The events at offsets [start, end) of `partition`, read directly (until the broker answers)."""
-        log.warning(
-            "e-ID events partition %d: offsets %d-%d were not delivered by faust; reading them back",
-            partition,
-            start,
-            end - 1,
-        )
-        while True:
-            try:
-                raws = await self.read_range(partition, start, end)
-                break
-            except GapReadTimeout as exc:
-                log.warning("%s; trying again", exc)
-                await asyncio.sleep(1.0)
-        return [
-            (k, v, partition) for key, value, headers in raws for k, v in envelope_events(key, value, headers)
-        ]
-
-    async def catch_up(self) -> None:
-        """Read back the rest of an owned partition that stalled below its end, and send faust's consumer
-        back to where it stalled, so that it delivers and commits from there again (replays)."""
-        now = time.monotonic()
-        quiet = [
-            p
-            for p in sorted(self.owned)
-            if p in self.frontier.moved and now - self.frontier.moved[p] >= STALL_S
-        ]
-        if not quiet:
-            return
-        ends = await self.app.consumer.highwaters(*(TP(self.topics.eid_events, p) for p in quiet))
-        for tp, end in ends.items():
-            partition = tp.partition
-            if partition not in self.owned or not self.frontier.stalled(partition, end, STALL_S):
-                continue
-            start = self.frontier.next[partition]
-            messages = await self._read_back(partition, start, end)
-            self.frontier.advance(partition, end)
-            await self._write(self.state.absorb_messages(messages), {partition: end - 1})
-            await self.app.consumer.seek(tp, start)
 
     async def rebuild(self) -> None:
         # After a recovery the table may hold accounts of partitions now owned by others; they are counted
@@ -479,7 +419,6 @@ class EidCounter:
     def forget(self, partitions: Iterable[int]) -> None:
         revoked = list(partitions)
         self.owned = self.owned.difference(revoked)
-        self.frontier.forget(revoked)
 
     def active_partitions(self) -> list[int]:
         return sorted(
@@ -516,13 +455,7 @@ def attach_eid(app: faust.App, topics: TopicNames, settings: StreamsSettings) ->
     """Add the e-ID table, agent and snapshot timer to a worker's app; returns the counter (for metrics)."""
     table = app.Table("eid-accounts", partitions=settings.partitions, extra_topic_configs=TOPIC_CONFIGS)
 
-    async def read_back(partition: int, start: int, end: int) -> list[Raw]:
-        bootstrap, security = settings.bootstrap_servers, settings.kafka
-        return await asyncio.to_thread(
-            read_range, bootstrap, security, topics.eid_events, partition, start, end
-        )
-
-    counter = EidCounter(app, topics, table, settings.worker_id, read_back)
+    counter = EidCounter(app, topics, table, settings.worker_id)
     table.on_recover(counter.rebuild)
 
     async def forget_revoked(_app: Any, /, *args: Any, **_: Any) -> None:
@@ -532,16 +465,17 @@ def attach_eid(app: faust.App, topics: TopicNames, settings: StreamsSettings) ->
     app.on_partitions_revoked.connect(forget_revoked)
 
     rewind_on_assignment(app, [topics.eid_events])
-    track_seeks(app, counter.frontier)
+    # What faust 0.15 skips around a rebalance is read back (streams/gaps.py).
+    read = reader(settings.bootstrap_servers, settings.kafka)
+    gaps = guard_agent(app, [topics.eid_events], "count-eid", read, counter.process)
     source = app.topic(topics.eid_events, partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
     async def count_eid(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MESSAGES, within=0.2):
-            await counter.process(events)
+            await gaps.process(events, counter.process)
 
     app.agent(source, name="count-eid")(count_eid)
     app.timer(settings.progress_interval_s, name="eid-snapshot")(counter.snapshot)
-    app.timer(STALL_S, name="eid-catch-up")(counter.catch_up)
     return counter
 
 

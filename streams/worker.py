@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -18,6 +19,7 @@ from streams.config import StreamsSettings
 from streams.counting import OutcomeCounter
 from streams.eid import attach_eid
 from streams.exceptions import ConfigurationError
+from streams.gaps import GapGuard, Process, guard_agent, reader
 from streams.holders import FirstHolders
 from streams.metrics import WorkerMetrics, serve_metrics
 from streams.ndxp_client import NdxpClient
@@ -78,31 +80,41 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
         ],
     )
 
+    # Every agent reads back what faust 0.15 skips around a rebalance (streams/gaps.py).
+    read = reader(settings.bootstrap_servers, settings.kafka)
     for sector in Sector:
         sector_topic = topics.records(sector.value)
         topic = app.topic(sector_topic, partitions=partitions, key_type=bytes, value_type=bytes)
         reconciler_box: dict[str, Reconciler] = {}
         kind = CivilReconciler if sector is Sector.CIVIL_STATUS else Reconciler
 
-        async def reconcile(
-            stream: Any, _box: dict[str, Reconciler] = reconciler_box, _kind: type[Reconciler] = kind
+        async def decide(
+            events: Sequence[Any],
+            _box: dict[str, Reconciler] = reconciler_box,
+            _kind: type[Reconciler] = kind,
         ) -> None:
+            if "r" not in _box:
+                _box["r"] = _kind(
+                    app,
+                    topics,
+                    client(),
+                    holders,
+                    stats,
+                    metrics,
+                    partitions=partitions,
+                    chunk=settings.batch_size,
+                    matching=settings.matching,
+                    provinces=map_for(settings.as_of),
+                )
+            await _box["r"].process_safely(events)
+
+        name = f"reconcile-{sector_topic.rsplit('.', 1)[-1]}"
+        gaps = guard_agent(app, [sector_topic], name, read, decide)
+
+        async def reconcile(stream: Any, _gaps: GapGuard = gaps, _decide: Process = decide) -> None:
             try:
                 async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-                    if "r" not in _box:
-                        _box["r"] = _kind(
-                            app,
-                            topics,
-                            client(),
-                            holders,
-                            stats,
-                            metrics,
-                            partitions=partitions,
-                            chunk=settings.batch_size,
-                            matching=settings.matching,
-                            provinces=map_for(settings.as_of),
-                        )
-                    await _box["r"].process_safely(events)
+                    await _gaps.process(events, _decide)
             except ConfigurationError as exc:
                 # Wrong credentials or withheld fields: no record can be decided, so stop the whole
                 # worker loudly (a crashed agent alone would leave the worker idling with lag growing).
@@ -110,13 +122,14 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
                 await app.crash(exc)
                 raise
 
-        app.agent(topic, name=f"reconcile-{sector_topic.rsplit('.', 1)[-1]}")(reconcile)
+        app.agent(topic, name=name)(reconcile)
 
     digests = app.topic(topics.outcomes, partitions=partitions, key_type=bytes, value_type=bytes)
+    count_gaps = guard_agent(app, [topics.outcomes], "count-outcomes", read, counter.process)
 
     async def count(stream: Any) -> None:
         async for events in stream.take_events(100, within=0.2):
-            await counter.process(events)
+            await count_gaps.process(events, counter.process)
 
     app.agent(digests, name="count-outcomes")(count)
     app.timer(settings.progress_interval_s)(counter.snapshot)

@@ -6,9 +6,12 @@ otherwise `LocalKafka`, the official Kafka jars (fetched once from Maven Central
 `deploy/kafka/pom.xml`, cached under `~/.cache/popsync/kafka/<version>/` or `$POPSYNC_CACHE_DIR`) run on
 Java 17+ as a single-node KRaft broker on free 127.0.0.1 ports.
 
+`run_broker()` picks the same way and yields the broker as a handle (`RunBroker`): what a run watches, and,
+for a broker popsync started, restarts on its own data and port when it dies.
+
 Modules: `errors` (the exception hierarchy), `jars` (cache, Maven fetch, Java), `probe` (pids, ports,
 readiness), `lifetime` (no orphan JVM), `local` (`LocalKafka`), `docker` (the container path),
-`detached` (`popsync kafka up|down|status`).
+`handle` (a run's broker: given, local or in Docker), `detached` (`popsync kafka up|down|status`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from popsync.broker.detached import kafka_down, kafka_status, kafka_up
-from popsync.broker.docker import docker_available, docker_kafka
+from popsync.broker.docker import docker_available, docker_broker
 from popsync.broker.errors import (
     NO_KAFKA_HELP,
     KafkaFetchError,
@@ -28,6 +31,7 @@ from popsync.broker.errors import (
     KafkaStartError,
     KafkaUnavailableError,
 )
+from popsync.broker.handle import DockerBroker, LocalBroker, RunBroker
 from popsync.broker.jars import KAFKA_VERSION, Log, cache_root, fetch_kafka_jars, find_java
 from popsync.broker.lifetime import remove_stale_data_dirs
 from popsync.broker.local import LocalKafka
@@ -35,11 +39,14 @@ from popsync.broker.probe import process_alive
 
 __all__ = [
     "KAFKA_VERSION",
+    "DockerBroker",
     "KafkaFetchError",
     "KafkaLocalError",
     "KafkaStartError",
     "KafkaUnavailableError",
+    "LocalBroker",
     "LocalKafka",
+    "RunBroker",
     "cache_root",
     "docker_available",
     "fetch_kafka_jars",
@@ -49,6 +56,7 @@ __all__ = [
     "kafka_up",
     "process_alive",
     "remove_stale_data_dirs",
+    "run_broker",
 ]
 
 ENV_BOOTSTRAP = "POPSYNC_BOOTSTRAP_SERVERS"
@@ -65,17 +73,33 @@ def kafka_broker(
     cache_dir: Path | None = None,
 ) -> Iterator[str]:
     """A bootstrap for a broker: the given one, else Docker, else `LocalKafka`; stops what it started."""
+    with run_broker(
+        bootstrap_servers, log=log, version=version, partitions=partitions, cache_dir=cache_dir
+    ) as broker:
+        yield broker.bootstrap_servers
+
+
+@contextlib.contextmanager
+def run_broker(
+    bootstrap_servers: str | None = None,
+    *,
+    log: Log | None = None,
+    version: str = KAFKA_VERSION,
+    partitions: int = 6,
+    cache_dir: Path | None = None,
+) -> Iterator[RunBroker]:
+    """The broker of a run as `kafka_broker` picks it, as a handle to watch (and restart, if started here)."""
     say = log or _logger.info
     servers = (bootstrap_servers or os.environ.get(ENV_BOOTSTRAP) or "").strip()
     if servers:
-        yield servers
+        yield RunBroker(servers)
     elif docker_available():
-        with docker_kafka(version, partitions, say) as bootstrap:
-            yield bootstrap
+        with docker_broker(version, partitions, say) as broker:
+            yield broker
     elif find_java() is None:
         raise KafkaUnavailableError(
             f"No Kafka broker: no Java 17+ and no Docker engine here; {NO_KAFKA_HELP}."
         )
     else:
-        with LocalKafka(version=version, partitions=partitions, cache_dir=cache_dir, log=say) as broker:
-            yield broker.bootstrap_servers
+        with LocalKafka(version=version, partitions=partitions, cache_dir=cache_dir, log=say) as local:
+            yield LocalBroker(local)

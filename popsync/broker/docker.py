@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from popsync.broker.handle import DockerBroker
 from popsync.broker.jars import Log
 from popsync.broker.probe import await_ready, free_port
 
-__all__ = ["docker_available", "docker_kafka"]
+__all__ = ["docker_available", "docker_broker", "docker_kafka"]
 
 
 def docker_available(timeout: float = 3.0) -> bool:
@@ -28,6 +29,13 @@ def docker_available(timeout: float = 3.0) -> bool:
 @contextlib.contextmanager
 def docker_kafka(version: str, partitions: int, log: Log, timeout: float = 180.0) -> Iterator[str]:
     """The bootstrap of an `apache/kafka:<version>` container, ready; the container stops on exit."""
+    with docker_broker(version, partitions, log, timeout) as broker:
+        yield broker.bootstrap_servers
+
+
+@contextlib.contextmanager
+def docker_broker(version: str, partitions: int, log: Log, timeout: float = 180.0) -> Iterator[DockerBroker]:
+    """An `apache/kafka:<version>` container, ready, as a run's broker; the container stops on exit."""
     # testcontainers' KafkaContainer drives Confluent images (/etc/confluent/docker scripts) and fails on
     # apache/kafka, so the official image is configured here through its KAFKA_* environment instead.
     from testcontainers.core.container import DockerContainer
@@ -71,6 +79,6 @@ def docker_kafka(version: str, partitions: int, log: Log, timeout: float = 180.0
         container.start()
         await_ready(bootstrap, timeout, alive, logs)
         log(f"Kafka {version} ready in Docker on {bootstrap}.")
-        yield bootstrap
+        yield DockerBroker(bootstrap, container)
     finally:
         container.stop()

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -111,6 +111,10 @@ class LocalKafka:
         self.bootstrap_servers = ""  # where clients connect: the SASL listener when there are SCRAM users
         self.internal_bootstrap_servers = ""  # the PLAINTEXT listener (the same as the above without SCRAM)
         self._proc: subprocess.Popen[bytes] | None = None
+        # What a restart re-uses: the Java and jars found at start, and the ports (client, controller,
+        # internal), so clients reconnect to the address they know.
+        self._java: tuple[str, Path] | None = None
+        self._ports: tuple[int, int, int] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -119,6 +123,11 @@ class LocalKafka:
     @property
     def log_file(self) -> Path | None:
         return self.data_dir / "broker.log" if self.data_dir else None
+
+    @property
+    def returncode(self) -> int | None:
+        """The JVM's exit status once it ended (negative: the signal that killed it); None while it runs."""
+        return self._proc.poll() if self._proc is not None else None
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -137,6 +146,7 @@ class LocalKafka:
             self.data_dir = Path(tempfile.mkdtemp(prefix=lifetime.DATA_PREFIX))
         started = time.monotonic()
         attempts = 1 if self.port else 3  # a free port can be taken by someone else before the JVM binds it
+        self._java = (java, libs)
         try:
             for attempt in range(1, attempts + 1):
                 try:
@@ -156,12 +166,41 @@ class LocalKafka:
         )
         return self.bootstrap_servers
 
-    def _start_once(self, java: str, libs: Path, timeout: float) -> None:
+    def restart(self, timeout: float = 25.0) -> str:
+        """Start the JVM again after it died, on the same data dir and ports; the bootstrap.
+
+        What the broker had acknowledged is in its log dir, so topics, offsets and consumer groups survive,
+        and its clients reconnect to the address they know. `KafkaStartError` (with the log tail) if it
+        cannot: its data dir is gone, a port was taken meanwhile, it did not answer within `timeout`.
+        """
+        if self.running():
+            return self.bootstrap_servers
+        if self._java is None or self._ports is None or self.data_dir is None:
+            raise KafkaStartError("the Kafka broker cannot be restarted: it was never started")
+        meta = self.data_dir / "logs" / "meta.properties"
+        if not meta.is_file():  # a restart would format an empty broker: no topics, no offsets
+            raise KafkaStartError(f"its data is gone: {meta}")
+        self._kill()  # reaps the dead JVM (and its process group, should a child of it linger)
+        try:
+            self._start_once(*self._java, timeout, ports=self._ports)
+        except BaseException:
+            self._kill()  # never a half-started JVM: the caller gives up on this broker
+            raise
+        self._log(f"Kafka {self.version} restarted on {self.bootstrap_servers} (pid {self.pid})")
+        return self.bootstrap_servers
+
+    def _start_once(
+        self, java: str, libs: Path, timeout: float, ports: tuple[int, int, int] | None = None
+    ) -> None:
         assert self.data_dir is not None
-        port = self.port or free_port()
-        ports = {port}
-        controller = _another_free_port(ports)
-        internal = _another_free_port(ports) if self.scram_users else port
+        if ports is not None:
+            port, controller, internal = ports
+        else:
+            port = self.port or free_port()
+            taken = {port}
+            controller = _another_free_port(taken)
+            internal = _another_free_port(taken) if self.scram_users else port
+        self._ports = (port, controller, internal)
         self.bootstrap_servers = f"127.0.0.1:{port}"
         self.internal_bootstrap_servers = f"127.0.0.1:{internal}"
         props = self.data_dir / "server.properties"
@@ -181,6 +220,29 @@ class LocalKafka:
             f"{libs}/*",
         ]
         preexec = None if self.detached else lifetime.die_with_parent(os.getpid())
+        if ports is None:  # a restart finds its storage formatted: no second JVM start for nothing
+            self._format(jvm, props, preexec)
+        if not self.detached:
+            lifetime.install_hooks()
+        with (self.data_dir / "broker.log").open("ab") as out:
+            self._proc = subprocess.Popen(  # noqa: S603
+                [*jvm, "kafka.Kafka", str(props)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.data_dir,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
+        if not self.detached:
+            lifetime.track(self)
+        self._write_run_file(jvm_pid=self._proc.pid)
+        log_file = self.data_dir / "broker.log"
+        # The probe has no credentials: it asks the PLAINTEXT listener, which starts with the SASL one.
+        await_ready(self.internal_bootstrap_servers, timeout, self.running, lambda: _tail(log_file))
+
+    def _format(self, jvm: list[str], props: Path, preexec: Callable[[], None] | None) -> None:
+        """`kafka-storage format` of the data dir (kept as it is when already formatted)."""
         fmt = subprocess.run(  # noqa: S603 - our java, our arguments, no shell
             [
                 *jvm,
@@ -202,24 +264,6 @@ class LocalKafka:
         if fmt.returncode != 0:
             tail = "\n".join((fmt.stdout + fmt.stderr).splitlines()[-20:])
             raise KafkaStartError(f"Formatting Kafka storage in {self.data_dir} failed:\n{tail}")
-        if not self.detached:
-            lifetime.install_hooks()
-        with (self.data_dir / "broker.log").open("ab") as out:
-            self._proc = subprocess.Popen(  # noqa: S603
-                [*jvm, "kafka.Kafka", str(props)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.data_dir,
-                start_new_session=True,
-                preexec_fn=preexec,
-            )
-        if not self.detached:
-            lifetime.track(self)
-        self._write_run_file(jvm_pid=self._proc.pid)
-        log_file = self.data_dir / "broker.log"
-        # The probe has no credentials: it asks the PLAINTEXT listener, which starts with the SASL one.
-        await_ready(self.internal_bootstrap_servers, timeout, self.running, lambda: _tail(log_file))
 
     def _scram_arguments(self) -> list[str]:
         """`--add-scram` arguments of `kafka-storage format`: SCRAM users are KRaft metadata records."""
@@ -272,6 +316,10 @@ class LocalKafka:
             "share.coordinator.state.topic.replication.factor": 1,
             "share.coordinator.state.topic.min.isr": 1,
             "group.initial.rebalance.delay.ms": 0,
+            # A restarted broker cannot register until the session of its previous life expires: with the
+            # default 9 s, a restart after a crash took 12 s; heartbeats stay in-process (combined mode).
+            "broker.heartbeat.interval.ms": 1000,
+            "broker.session.timeout.ms": 4000,
             "auto.create.topics.enable": "true",
             "num.network.threads": 2,
             "num.io.threads": 4,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from popsync.broker.errors import KafkaStartError
 
-__all__ = ["answers", "await_ready", "free_port", "process_alive"]
+__all__ = ["answers", "await_ready", "describe_exit", "free_port", "process_alive"]
 
 
 def process_alive(pid: int) -> bool:
@@ -26,6 +27,18 @@ def process_alive(pid: int) -> bool:
         # The state letter follows the parenthesised command name, which may itself contain spaces.
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     return True
+
+
+def describe_exit(returncode: int | None) -> str:
+    """How a process ended, as people say it: `exit 1`, `killed by SIGKILL` (`running` for None)."""
+    if returncode is None:
+        return "running"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit {returncode}"
 
 
 def free_port() -> int:

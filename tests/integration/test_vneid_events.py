@@ -4,6 +4,9 @@ citizen, across connector restarts, and while the server changes accounts."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.partitioner.default import murmur2
 
-from connectors.vneid import VneidEventConnector
+from connectors.vneid import READY_LINE, VneidEventConnector
 from mocks.vneid.accounts import AccountsDB, open_accounts
 from mocks.vneid.config import VneidSettings
 from mocks.vneid.exceptions import IllegalTransitionError
@@ -192,3 +195,31 @@ def test_the_connector_publishes_while_the_server_changes_accounts(
         connector.outbox.close()
     assert len(events) == 9
     check_exactly_once(read_topic(kafka_bootstrap, topic), events)
+
+
+def test_the_connector_process_drains_what_was_written_before_it_was_told_to_stop(
+    kafka_bootstrap: str, topic: str, db: AccountsDB, tmp_path: Path
+) -> None:
+    service = AccountService(db, lookup)
+    for citizen in CITIZENS[:3]:
+        service.apply(applicant(citizen), "019", 1)
+    command = [
+        sys.executable, "-m", "connectors.vneid", "--database-url", f"sqlite:///{db.connections.path}",
+        "--topic", topic, "--bootstrap-servers", kafka_bootstrap, "--interval-s", "0.05",
+    ]  # fmt: skip
+    log = tmp_path / "connector.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        service.verify_in_person(CITIZENS[1].personal_id)  # written while it runs
+        deadline = time.monotonic() + 60
+        while READY_LINE not in log.read_text():  # its SIGTERM handler is installed
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)  # the outbox is complete: drain the rest, then exit
+        assert process.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert db.outbox.pending_count() == 0
+    check_exactly_once(read_topic(kafka_bootstrap, topic), db.outbox.events())

@@ -18,6 +18,7 @@ import streams.eid as eid
 from mocks.vneid.exceptions import IllegalTransitionError
 from mocks.vneid.lifecycle import AccountState, Action, apply_for, transition
 from streams.eid import EidCounts, envelope_events, latest_partitions, parse_event, sum_snapshots
+from streams.gaps import Fetched, GapGuard
 from streams.messages import HEADER_ENVELOPE, envelope_value
 from streams.rewind import rewind_uncommitted
 from streams.topics import TopicNames
@@ -513,10 +514,16 @@ class _Table:
         return "p-eid-accounts-changelog"
 
 
+class _Signal:
+    def connect(self, receiver: Any) -> None:
+        pass
+
+
 class _Faust:
     def __init__(self, ends: dict[int, int]) -> None:
         self.producer = _Producer()
         self.consumer = _FaustConsumer(ends)
+        self.on_partitions_assigned = _Signal()
 
 
 TOPICS = TopicNames("p")
@@ -528,26 +535,34 @@ def _envelope(*lines: bytes) -> tuple[None, bytes, list[tuple[str, bytes]]]:
 
 def _counter(
     topic: dict[int, tuple[None, bytes, list[tuple[str, bytes]]]], ends: dict[int, int]
-) -> tuple[eid.EidCounter, _Faust, list[tuple[int, int, int]]]:
-    """A counter over one partition (2) whose messages by offset are `topic`; the reads it asks for."""
+) -> tuple[eid.EidCounter, GapGuard, _Faust, list[tuple[int, int, int]]]:
+    """A counter over one partition (2) whose messages by offset are `topic`, behind the agent's gap guard;
+    the reads the guard asks for."""
     app = _Faust(ends)
     reads: list[tuple[int, int, int]] = []
 
-    async def read_range(partition: int, start: int, end: int) -> list[Any]:
+    async def read(name: str, partition: int, start: int, end: int) -> list[Fetched]:
+        assert name == TOPICS.eid_events
         reads.append((partition, start, end))
-        return [topic[offset] for offset in range(start, end) if offset in topic]
+        return [
+            Fetched(name, partition, offset, *topic[offset], timestamp=0.0)
+            for offset in range(start, end)
+            if offset in topic
+        ]
 
-    counter = eid.EidCounter(app, TOPICS, _Table(), "worker-1", read_range)  # type: ignore[arg-type]
+    counter = eid.EidCounter(app, TOPICS, _Table(), "worker-1")  # type: ignore[arg-type]
     counter.owned = frozenset({2})
-    return counter, app, reads
+    guard = GapGuard(app, [TOPICS.eid_events], read, "count-eid")
+    return counter, guard, app, reads
 
 
 def test_a_message_faust_skipped_before_a_batch_is_read_back_and_counted_with_it() -> None:
     topic = {37: _envelope(APPLY, APPROVE), 38: _envelope(ACTIVATE)}
-    counter, app, reads = _counter(topic, {2: 39})
-    counter.frontier.seeked({TP(TOPICS.eid_events, 2): 37})  # faust sought to the committed offset 37 …
+    counter, guard, app, reads = _counter(topic, {2: 39})
+    frontier = guard.frontiers[TOPICS.eid_events]
+    frontier.seeked({TP(TOPICS.eid_events, 2): 37})  # faust sought to the committed offset 37 …
     batch_38 = [_Event(_Message(TOPICS.eid_events, 2, 38, *topic[38]))]  # … and delivered 38 first
-    asyncio.run(counter.process(batch_38))
+    asyncio.run(guard.process(batch_38, counter.process))
     assert reads == [(2, 37, 38)]
     assert totals(counter.state) == {"008|1|activated": 1} and counter.state.events[2] == 3
     assert [(key, partition) for _, key, _, partition in app.producer.sent] == [(b'"2:38:0"', 2)]
@@ -555,15 +570,21 @@ def test_a_message_faust_skipped_before_a_batch_is_read_back_and_counted_with_it
 
 def test_a_partition_that_stalls_below_its_end_is_read_back_and_faust_sent_back_to_it() -> None:
     topic = {13: _envelope(APPLY), 14: _envelope(APPROVE), 15: _envelope(ACTIVATE)}
-    counter, app, reads = _counter(topic, {2: 16})
-    counter.frontier.seeked({TP(TOPICS.eid_events, 2): 13}, now=time.monotonic() - eid.STALL_S)
-    asyncio.run(counter.catch_up())
+    counter, guard, app, reads = _counter(topic, {2: 16})
+    frontier = guard.frontiers[TOPICS.eid_events]
+    frontier.seeked({TP(TOPICS.eid_events, 2): 13}, now=time.monotonic() - guard.stall_s)
+    guard.idle_since = time.monotonic() - guard.stall_s  # the agent has had nothing to do since
+    guard.settled_since = time.monotonic() - guard.stall_s  # and faust neither rebalanced nor recovered
+    asyncio.run(guard.catch_up(counter.process))
     assert reads == [(2, 13, 16)]
     assert app.consumer.seeks == [(2, 13)]  # faust delivers them again (replays) and commits past them
     assert totals(counter.state) == {"008|1|activated": 1} and counter.state.events[2] == 3
-    assert counter.frontier.next[2] == 16
-    asyncio.run(counter.catch_up())  # caught up: nothing more
+    assert frontier.next[2] == 16
+    asyncio.run(guard.catch_up(counter.process))  # caught up: nothing more
     assert len(reads) == 1
     replay = [_Event(_Message(TOPICS.eid_events, 2, offset, *topic[offset])) for offset in (13, 14, 15)]
-    asyncio.run(counter.process(replay))
-    assert counter.state.events[2] == 3 and counter.state.dropped == {"duplicate": 3} and len(reads) == 1
+    asyncio.run(guard.process(replay, counter.process))  # counted already: passed over
+    assert counter.state.events[2] == 3 and guard.replays_skipped == 3 and len(reads) == 1
+    frontier.seeked({TP(TOPICS.eid_events, 2): 13})  # a rebalance: replays are absorbed as duplicates
+    asyncio.run(guard.process(replay, counter.process))
+    assert counter.state.events[2] == 3 and counter.state.dropped == {"duplicate": 3}

@@ -162,3 +162,18 @@ def test_a_topic_without_partitions_leaves_every_event_pending(db: AccountsDB) -
     with pytest.raises(DeliveryError, match="no partitions of topic 't'"):
         VneidEventConnector("unused:9092", "t", db.outbox, producer=NoTopic()).drain()
     assert db.outbox.pending_count() == 18
+
+
+def test_an_event_line_is_the_outbox_message_on_one_line(db: AccountsDB) -> None:
+    for event in db.outbox.events():
+        line = vneid.event_line(event)
+        assert b"\n" not in line
+        assert json.loads(line) == event.to_message()
+
+
+def test_the_connector_command_needs_kafka(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.delenv("POPSYNC_BOOTSTRAP_SERVERS", raising=False)
+    with pytest.raises(SystemExit) as info:
+        vneid.main(["--database-url", "sqlite:///unused.sqlite3", "--topic", "t"])
+    assert info.value.code == 2
+    assert "POPSYNC_BOOTSTRAP_SERVERS" in capsys.readouterr().err
