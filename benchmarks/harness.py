@@ -50,6 +50,9 @@ class BenchResult:
     baseline: Rate
     target: float  # the lowest acceptable candidate ÷ baseline ratio
     notes: Mapping[str, Any] = field(default_factory=dict)
+    # Figures that must also hold, name → (measured, lowest acceptable): a quality a rate cannot show
+    # (the name matcher's precision and recall).
+    floors: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float:
@@ -57,7 +60,7 @@ class BenchResult:
 
     @property
     def meets_target(self) -> bool:
-        return self.ratio >= self.target
+        return self.ratio >= self.target and all(value >= low for value, low in self.floors.values())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, rates rounded to what the measurement can tell."""
@@ -79,6 +82,11 @@ class BenchResult:
             "target": self.target,
             "meets_target": self.meets_target,
             "notes": dict(self.notes),
+            **(
+                {"floors": {k: {"measured": v, "floor": f} for k, (v, f) in self.floors.items()}}
+                if self.floors
+                else {}
+            ),
         }
 
 

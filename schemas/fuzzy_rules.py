@@ -27,8 +27,8 @@ from schemas.rules import Decision, npd_corrections
 
 __all__ = ["judge_names"]
 
-# The outcomes of rules 10–12: the ones that compared a name.
-_COMPARED = frozenset({Outcome.MISMATCH, Outcome.CORRECTED, Outcome.CLEANED})
+# The outcomes of rules 10–12, the ones that compared a name.
+_CLEANED, _CORRECTED, _MISMATCH = Outcome.CLEANED, Outcome.CORRECTED, Outcome.MISMATCH
 
 
 def judge_names(
@@ -38,9 +38,14 @@ def judge_names(
 
     A decision of rules 2–9 (the name was never compared) comes back unchanged with None.
     """
-    if decision.outcome not in _COMPARED or citizen is None or record.full_name is None:
+    # Identity tests with module constants: an enum member's hash or class attribute costs more here.
+    outcome = decision.outcome
+    compared = outcome is _CLEANED or outcome is _CORRECTED or outcome is _MISMATCH
+    if not compared or citizen is None or record.full_name is None:
         return decision, None
     match = match_names(record.full_name, citizen.full_name)
+    if match.score == 1.0:
+        return decision, match  # equal after normalisation: the exact rules' decision stands
     differing: tuple[str, ...] = () if match.accepted else ("full_name",)
     if record.date_of_birth != citizen.date_of_birth:
         differing += ("date_of_birth",)
@@ -52,5 +57,4 @@ def judge_names(
     corrections = npd_corrections(record, citizen, id_shape(record.personal_id))
     if corrections:
         return Decision(Outcome.CORRECTED, passed_identity=True, corrections=corrections), match
-    # The name is equal after normalisation and nothing needs correcting: the exact rules said `cleaned`.
-    return decision, match
+    return Decision(Outcome.CLEANED, passed_identity=True), match  # not reached: an accepted name differs

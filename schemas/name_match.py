@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import permutations
 from typing import Any
@@ -97,11 +97,20 @@ def _shares() -> dict[str, dict[str, float]]:
 _SHARES = _shares()
 
 
-def _weight(word: str, role: str) -> float:
-    share = _SHARES[role].get(word, _UNKNOWN_SHARE[role])
+def _bits(share: float, role: str) -> float:
     low, high = _WEIGHT_SPAN[role]
     bits = min(high, max(low, -math.log2(share)))
     return bits * _MIDDLE_SCALE if role == "middle" else bits
+
+
+# Every known word's weight in each role, and the weight of a word the tables do not hold: computed once,
+# as the exact path weighs every word of every record's name.
+_WEIGHTS = {role: {w: _bits(share, role) for w, share in table.items()} for role, table in _SHARES.items()}
+_UNKNOWN_WEIGHT = {role: _bits(share, role) for role, share in _UNKNOWN_SHARE.items()}
+
+
+def _weight(word: str, role: str) -> float:
+    return _WEIGHTS[role].get(word) or _UNKNOWN_WEIGHT[role]
 
 
 def _role(index: int, count: int) -> str:
@@ -110,7 +119,9 @@ def _role(index: int, count: int) -> str:
     return "family" if index == 0 else "middle"
 
 
-@dataclass(frozen=True, slots=True)
+# Compared by identity (eq=False): a word is a cache key of `_level`, and hashing six fields per look-up
+# cost more than the level itself.
+@dataclass(frozen=True, slots=True, eq=False)
 class _Word:
     text: str  # normalised (NFC, case folded)
     folded: str  # without any diacritics
@@ -167,13 +178,28 @@ def _level(a: _Word, b: _Word) -> str:
         return "tone" if a.toneless == b.toneless else "letter_marks"
     if a.text in _SHARES[b.role] and b.text in _SHARES[a.role]:
         return "different"  # two names people are given (Thành, Thắng), not one mistyped
-    longer = max(len(a.folded), len(b.folded))
-    edits = damerau_levenshtein(a.folded, b.folded)
-    if edits == 1:
-        return "typo" if longer >= 3 else "typo_short"
-    if edits == 2 and min(len(a.folded), len(b.folded)) >= 6:
+    x, y = a.folded, b.folded
+    if _one_edit(x, y):
+        return "typo" if max(len(x), len(y)) >= 3 else "typo_short"
+    if min(len(x), len(y)) >= 6 and damerau_levenshtein(x, y) == 2:
         return "typo2"
     return "different"
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """`damerau_levenshtein(a, b) == 1` for different words, in one pass (most pairs are far apart)."""
+    if len(a) > len(b):
+        a, b = b, a
+    if len(b) - len(a) > 1:
+        return False
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        if a[i + 1 :] == b[i + 1 :]:
+            return True  # one letter replaced
+        return i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :]
+    return a[i:] == b[i + 1 :]  # one letter inserted
 
 
 def _order(pairs: list[tuple[int, int]]) -> str:
@@ -204,6 +230,11 @@ class NameMatch:
     # ("extra", "extra", credit, weight).
     tokens: tuple[tuple[str, str, float, float], ...]
     reading: str
+    # `explanation()`'s value, made once with the match (a match of an equal name is cached per name).
+    explained: dict[str, Any] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "explained", _explain(self.score, self.order, self.tokens))
 
     @property
     def accepted(self) -> bool:
@@ -211,29 +242,46 @@ class NameMatch:
         return self.score >= THRESHOLD
 
     def explanation(self) -> dict[str, Any]:
-        """JSON-ready and free of name text: safe in results and metrics-like outputs."""
-        return _explain(self)
+        """JSON-ready and free of name text: safe in results and metrics-like outputs.
+
+        Shared between equal matches (cached): read it, copy it before changing it.
+        """
+        return self.explained
 
 
-def _explain(match: NameMatch) -> dict[str, Any]:
+# Most names are equal to the NPD's, and names of equal shape (roles and weights) explain alike.
+@lru_cache(maxsize=16384)
+def _explain(score: float, order: str, tokens: tuple[tuple[str, str, float, float], ...]) -> dict[str, Any]:
     return {
-        "score": match.score,
+        "score": score,
         "threshold": THRESHOLD,
-        "accepted": match.accepted,
-        "order": match.order,
+        "accepted": score >= THRESHOLD,
+        "order": order,
         "tokens": [
             {"role": role, "level": level, "similarity": sim, "weight": weight}
-            for role, level, sim, weight in match.tokens
+            for role, level, sim, weight in tokens
         ],
     }
 
 
+@lru_cache(maxsize=16384)
+def _exact_token(text: str, role: str) -> tuple[str, str, float, float]:
+    return (role, "exact", 1.0, round(_weight(text, role), 2))
+
+
 @lru_cache(maxsize=65536)
 def _exact(npd_name: str) -> NameMatch:
-    words = _words(npd_name)
-    tokens = tuple((w.role, "exact", 1.0, round(w.weight, 2)) for w in words)
-    reading = " ".join(unicodedata.normalize("NFC", npd_name).split())
-    return NameMatch(1.0, "same", tokens, reading)
+    # Called for nearly every record, mostly for names not seen before: word look-ups only.
+    texts = normalize_name(npd_name).split()
+    if not texts:
+        return NameMatch(1.0, "same", (), "")
+    last = len(texts) - 1
+    tokens = (
+        _exact_token(texts[0], "given" if last == 0 else "family"),
+        *(_exact_token(t, "middle") for t in texts[1:last]),
+        *((_exact_token(texts[last], "given"),) if last else ()),
+    )
+    return NameMatch(1.0, "same", tokens, " ".join(npd_name.split()))
 
 
 def match_names(record_name: str, npd_name: str) -> NameMatch:
@@ -282,22 +330,50 @@ def _score(rec: tuple[_Word, ...], npd: tuple[_Word, ...], pairs: list[tuple[int
 def _best_pairing(rec: tuple[_Word, ...], npd: tuple[_Word, ...]) -> tuple[list[tuple[int, int]], str, float]:
     sims = [[LEVELS[_level(r, n)] for n in npd] for r in rec]
     best: tuple[float, list[tuple[int, int]], str] = (-1.0, [], "same")
+    if len(rec) == len(npd) and not any(
+        sims[i][j] for i in range(len(rec)) for j in range(len(npd)) if i != j
+    ):
+        # Word for word (a slip of marks or letters, another given name): the diagonal is the best pairing,
+        # as adding a pair in the same order never lowers a score (its weight is at most what its two
+        # unpaired words weigh).
+        diagonal = [(i, i) for i in range(len(rec)) if sims[i][i] > 0]
+        score, order = _score(rec, npd, diagonal)
+        return diagonal, order, score
     if max(len(rec), len(npd)) <= _MAX_EXHAUSTIVE:
+        # Rank every pairing by plain sums (fast); the winner's score is then made with `_score` (fsum).
+        weights = [[min(r.weight, n.weight) for n in npd] for r in rec]
+        loose_r = [(_DISAGREEMENT[w.role], w.role == "middle") for w in rec]
+        loose_n = [(_DISAGREEMENT[w.role], w.role == "middle") for w in npd]
         if len(rec) <= len(npd):
-            candidates = (
-                [(i, j) for i, j in enumerate(p) if sims[i][j] > 0]
-                for p in permutations(range(len(npd)), len(rec))
-            )
+            perms = (list(enumerate(p)) for p in permutations(range(len(npd)), len(rec)))
         else:
-            candidates = (
-                [(i, j) for j, i in enumerate(p) if sims[i][j] > 0]
-                for p in permutations(range(len(rec)), len(npd))
-            )
-        for pairs in candidates:
-            score, order = _score(rec, npd, pairs)
+            perms = ([(i, j) for j, i in enumerate(p)] for p in permutations(range(len(rec)), len(npd)))
+        seen: set[tuple[tuple[int, int], ...]] = set()
+        for perm in perms:
+            pairs = tuple(sorted((i, j) for i, j in perm if sims[i][j] > 0))
+            if pairs in seen:  # the same pairs of positive similarity: the same score
+                continue
+            seen.add(pairs)
+            num = den = 0.0
+            for i, j in pairs:
+                den += weights[i][j]
+                num += weights[i][j] * sims[i][j]
+            paired_r = {i for i, _ in pairs}
+            paired_n = {j for _, j in pairs}
+            open_r = [loose_r[i] for i in range(len(rec)) if i not in paired_r]
+            open_n = [loose_n[j] for j in range(len(npd)) if j not in paired_n]
+            for mine, theirs in ((open_r, open_n), (open_n, open_r)):
+                for weight, middle in mine:
+                    den += weight
+                    if middle and not theirs:
+                        num += weight * _MIDDLE_CREDIT
+            order = _order(list(pairs))
+            score = num / den * _ORDER_FACTOR[order] if den > 0 else 0.0
             # Ties go to the earlier pairing (the identity comes first): deterministic either way round.
-            if score > best[0] + 1e-12:
-                best = (score, pairs, order)
+            if score > best[0] + 1e-9:
+                best = (score, list(pairs), order)
+        score, order = _score(rec, npd, best[1])
+        return best[1], order, score
     else:
         ranked = sorted(
             (
@@ -309,14 +385,14 @@ def _best_pairing(rec: tuple[_Word, ...], npd: tuple[_Word, ...]) -> tuple[list[
         )
         used_r: set[int] = set()
         used_n: set[int] = set()
-        pairs = []
+        greedy: list[tuple[int, int]] = []
         for value, i, j in ranked:
             if value > 0 and i not in used_r and j not in used_n:
-                pairs.append((i, j))
+                greedy.append((i, j))
                 used_r.add(i)
                 used_n.add(j)
-        score, order = _score(rec, npd, pairs)
-        best = (score, pairs, order)
+        score, order = _score(rec, npd, greedy)
+        best = (score, greedy, order)
     return best[1], best[2], best[0]
 
 
