@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import orjson
+from anyio import to_thread
 
 __all__ = ["AuditEntry", "AuditLog", "AuditStore", "Connections", "Disclosure", "DisclosureBatch"]
 
@@ -109,6 +110,14 @@ class AuditStore(Protocol):
 
     def record(self, disclosures: Sequence[Disclosure]) -> None: ...
     def record_batch(self, batch: DisclosureBatch) -> None: ...
+    async def arecord(self, disclosures: Sequence[Disclosure]) -> None:
+        """`record` for async handlers: the event loop is never blocked."""
+        ...
+
+    async def arecord_batch(self, batch: DisclosureBatch) -> None:
+        """`record_batch` for async handlers: the event loop is never blocked."""
+        ...
+
     def read(
         self,
         *,
@@ -164,6 +173,13 @@ class AuditLog:
         # stored field lists stay json.dumps's text, as `record` writes them.
         params = (*shared, orjson.dumps(field_lists).decode(), orjson.dumps(citizens).decode())
         self._commit(lambda conn: conn.execute(_INSERT_BATCH, params))
+
+    async def arecord(self, disclosures: Sequence[Disclosure]) -> None:
+        # SQLite's calls block: a worker thread makes them (with its own connection).
+        await to_thread.run_sync(self.record, disclosures)
+
+    async def arecord_batch(self, batch: DisclosureBatch) -> None:
+        await to_thread.run_sync(self.record_batch, batch)
 
     def _commit(self, write: Callable[[sqlite3.Connection], object]) -> None:
         """`write` on this thread's connection, in a transaction of its own."""

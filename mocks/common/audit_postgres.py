@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mocks.common.audit import AuditEntry, Disclosure, DisclosureBatch
 
@@ -69,44 +69,27 @@ class PostgresAuditLog:
 
     def record(self, disclosures: Sequence[Disclosure]) -> None:
         """Append disclosures in one transaction."""
-        if not disclosures:
-            return
-        rows = [
-            (d.at.astimezone(UTC), d.agency, d.personal_id, json.dumps(list(d.fields)), d.purpose,
-             d.request_id, d.endpoint)
-            for d in disclosures
-        ]  # fmt: skip
-        with self.pool.transaction() as conn, conn.cursor() as cur:
-            cur.executemany(_INSERT, rows)
+        if disclosures:
+            with self.pool.transaction() as conn, conn.cursor() as cur:
+                cur.executemany(_INSERT, _rows(disclosures))
+
+    async def arecord(self, disclosures: Sequence[Disclosure]) -> None:
+        """`record` on the async pool."""
+        if disclosures:
+            async with self.pool.aio.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                await cur.executemany(_INSERT, _rows(disclosures))
 
     def record_batch(self, batch: DisclosureBatch) -> None:
         """Append one row per citizen of `batch` in one statement (the rows `record` would write)."""
-        if not batch.citizens:
-            return
-        indexes: dict[tuple[str, ...], int] = {}
-        lists: list[str] = []
-        ids: list[str] = []
-        positions: list[int] = []
-        for personal_id, fields in batch.citizens:
-            key = tuple(fields)
-            index = indexes.get(key)
-            if index is None:
-                index = indexes[key] = len(lists)
-                lists.append(json.dumps(list(key)))
-            ids.append(personal_id)
-            positions.append(index)
-        params = {
-            "at": batch.at.astimezone(UTC),
-            "agency": batch.agency,
-            "purpose": batch.purpose,
-            "request_id": batch.request_id,
-            "endpoint": batch.endpoint,
-            "lists": lists,
-            "ids": ids,
-            "indexes": positions,
-        }
-        with self.pool.connection() as conn:
-            conn.execute(_INSERT_BATCH, params)
+        if batch.citizens:
+            with self.pool.connection() as conn:
+                conn.execute(_INSERT_BATCH, _batch_params(batch))
+
+    async def arecord_batch(self, batch: DisclosureBatch) -> None:
+        """`record_batch` on the async pool."""
+        if batch.citizens:
+            async with self.pool.aio.connection() as conn:
+                await conn.execute(_INSERT_BATCH, _batch_params(batch))
 
     def read(
         self,
@@ -146,3 +129,37 @@ class PostgresAuditLog:
         with self.pool.connection() as conn:
             row = conn.execute("SELECT count(*) FROM audit").fetchone()
         return int(row[0]) if row else 0
+
+
+def _rows(disclosures: Sequence[Disclosure]) -> list[tuple[Any, ...]]:
+    return [
+        (d.at.astimezone(UTC), d.agency, d.personal_id, json.dumps(list(d.fields)), d.purpose,
+         d.request_id, d.endpoint)
+        for d in disclosures
+    ]  # fmt: skip
+
+
+def _batch_params(batch: DisclosureBatch) -> dict[str, Any]:
+    """`_INSERT_BATCH`'s parameters: each distinct field list once, each citizen's index into them."""
+    indexes: dict[tuple[str, ...], int] = {}
+    lists: list[str] = []
+    ids: list[str] = []
+    positions: list[int] = []
+    for personal_id, fields in batch.citizens:
+        key = tuple(fields)
+        index = indexes.get(key)
+        if index is None:
+            index = indexes[key] = len(lists)
+            lists.append(json.dumps(list(key)))
+        ids.append(personal_id)
+        positions.append(index)
+    return {
+        "at": batch.at.astimezone(UTC),
+        "agency": batch.agency,
+        "purpose": batch.purpose,
+        "request_id": batch.request_id,
+        "endpoint": batch.endpoint,
+        "lists": lists,
+        "ids": ids,
+        "indexes": positions,
+    }

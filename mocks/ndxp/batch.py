@@ -6,7 +6,9 @@ them again cost more than the database work. The rows were validated when they w
 writes each citizen's JSON as it reads the row (`PopulationDB.lookup_json`: the JSON of
 `Citizen.model_dump_json`), and each citizen's part of the answer is joined once, whichever IDs asked
 for it. The unit tests compare the answer with the model-built one byte for byte; the integration tests
-check it against `BatchPublic`. Blocking (SQLite): the route runs `answer_batch` in the thread pool.
+check it against `BatchPublic`. `answer_batch` blocks (the tests and benchmarks call it);
+`answer_batch_async` is the route's: the stores' async look-up and audit write, the answer joined in
+between (bytes joined, no encoding of a citizen: well under a millisecond for 1000 IDs).
 
 Writing the audit on a thread of its own while the answer is encoded was tried: the insert runs without
 the GIL, but each step back into Python waits for the encoding thread to give the GIL up (up to the 5 ms
@@ -24,11 +26,11 @@ from typing import TypeGuard
 from pydantic import JsonValue
 from pydantic_core import to_json
 
-from mocks.common.audit import AuditLog, DisclosureBatch
-from mocks.ndxp.db import PopulationStore
+from mocks.common.audit import AuditStore, DisclosureBatch
+from mocks.ndxp.db import CitizenJson, PopulationStore
 from mocks.ndxp.disclosure import BAD_ID, FieldFilter
 
-__all__ = ["answer_batch", "is_id"]
+__all__ = ["answer_batch", "answer_batch_async", "is_id"]
 
 _log = logging.getLogger("mocks.ndxp")  # the package logger: it carries the ID-masking filter
 
@@ -45,7 +47,7 @@ def is_id(value: JsonValue) -> TypeGuard[str]:
 
 def answer_batch(
     store: PopulationStore,
-    audit: AuditLog,
+    audit: AuditStore,
     ids: Sequence[JsonValue],
     fields: FieldFilter,
     *,
@@ -57,6 +59,44 @@ def answer_batch(
     """`BatchPublic` of the answers to `ids`, in request order, as JSON; audits one disclosure per
     distinct citizen found (in personal_id order, one write for the lot)."""
     found = store.lookup_json([i for i in ids if isinstance(i, str)])  # it ignores other shapes itself
+    body, shown = _answer(found, ids, fields)
+    # Committed before the answer leaves: nothing is disclosed unaudited.
+    audit.record_batch(DisclosureBatch(agency, purpose, request_id, endpoint, shown, datetime.now(UTC)))
+    _logged(request_id, agency, endpoint, len(shown))
+    return body
+
+
+async def answer_batch_async(
+    store: PopulationStore,
+    audit: AuditStore,
+    ids: Sequence[JsonValue],
+    fields: FieldFilter,
+    *,
+    agency: str,
+    purpose: str,
+    request_id: str,
+    endpoint: str,
+) -> bytes:
+    """`answer_batch` with the stores' async methods (the route's)."""
+    found = await store.alookup_json([i for i in ids if isinstance(i, str)])
+    body, shown = _answer(found, ids, fields)
+    await audit.arecord_batch(
+        DisclosureBatch(agency, purpose, request_id, endpoint, shown, datetime.now(UTC))
+    )
+    _logged(request_id, agency, endpoint, len(shown))
+    return body
+
+
+def _logged(request_id: str, agency: str, endpoint: str, disclosed: int) -> None:
+    # The request ID ties this line to the audit entries and to the caller's own logs (X-Road style).
+    _log.info("request %s: %s, %s: %d citizens disclosed", request_id, agency, endpoint, disclosed)
+
+
+def _answer(
+    found: dict[str, CitizenJson], ids: Sequence[JsonValue], fields: FieldFilter
+) -> tuple[bytes, list[tuple[str, Sequence[str]]]]:
+    """The answer's JSON and the (personal_id, fields shown) of each citizen disclosed, in personal_id
+    order (what the audit records)."""
     # One disclosure and one encoding per citizen, whichever IDs (personal, legacy, repeated) asked for it.
     shown: list[tuple[str, Sequence[str]]] = []
     citizens: dict[str, bytes] = {}
@@ -77,9 +117,4 @@ def answer_batch(
             parts.append(b'{"query_id":"' + query_id.encode() + tail)
         else:
             parts.append(b'{"query_id":' + to_json(query_id) + _NOT_AN_ID)
-    body = b'{"results":[' + b",".join(parts) + b"]}"
-    # Committed before the answer leaves: nothing is disclosed unaudited.
-    audit.record_batch(DisclosureBatch(agency, purpose, request_id, endpoint, shown, datetime.now(UTC)))
-    # The request ID ties this line to the audit entries and to the caller's own logs (X-Road style).
-    _log.info("request %s: %s, %s: %d citizens disclosed", request_id, agency, endpoint, len(shown))
-    return body
+    return b'{"results":[' + b",".join(parts) + b"]}", shown

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+from anyio import to_thread
 from pydantic_core import to_json
 
 from mocks.common.audit import AuditLog, AuditStore
@@ -125,6 +126,14 @@ class PopulationStore(Protocol):
     def load_file(self, path: Path | str) -> int: ...
     def lookup_many(self, ids: list[str]) -> dict[str, Citizen]: ...
     def lookup_json(self, ids: Sequence[str]) -> dict[str, CitizenJson]: ...
+    async def alookup_many(self, ids: list[str]) -> dict[str, Citizen]:
+        """`lookup_many` for async handlers: the event loop is never blocked."""
+        ...
+
+    async def alookup_json(self, ids: Sequence[str]) -> dict[str, CitizenJson]:
+        """`lookup_json` for async handlers: the event loop is never blocked."""
+        ...
+
     def count(self) -> int: ...
     def audit_log(self) -> AuditStore:
         """The disclosure audit kept in the same database."""
@@ -137,6 +146,10 @@ class PopulationStore(Protocol):
     def transaction(self) -> AbstractContextManager[NpdTransaction]:
         """A write transaction that holds the NPD's write lock from its start (writers take turns, across
         replicas too): committed when the block ends, rolled back when it raises."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the async methods hold (in the loop that used them); `close()` does the rest."""
         ...
 
     def close(self) -> None: ...
@@ -191,6 +204,9 @@ class PopulationDB:
 
     def close(self) -> None:
         self.connections.close()
+
+    async def aclose(self) -> None:
+        return None  # SQLite's async methods use the thread pool's connections: `close()` closes them
 
     def count(self) -> int:
         row = self.connections.get().execute("SELECT COUNT(*) FROM citizens").fetchone()
@@ -283,6 +299,13 @@ class PopulationDB:
         validated as citizens when they were loaded or saved, and the batch endpoint answers with this
         JSON without a model per citizen. One statement for all the IDs."""
         return self._lookup(_LOOKUP_JSON, ids)
+
+    async def alookup_many(self, ids: list[str]) -> dict[str, Citizen]:
+        # SQLite's calls block: a worker thread makes them (with its own connection).
+        return await to_thread.run_sync(self.lookup_many, ids)
+
+    async def alookup_json(self, ids: Sequence[str]) -> dict[str, CitizenJson]:
+        return await to_thread.run_sync(self.lookup_json, ids)
 
     def _lookup(self, sql: str, ids: Sequence[str]) -> dict[str, Any]:
         personal, legacy = split_ids(ids)

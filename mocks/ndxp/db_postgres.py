@@ -135,6 +135,9 @@ class PostgresPopulation:
     def close(self) -> None:
         self.pool.close()
 
+    async def aclose(self) -> None:
+        await self.pool.aio.aclose()
+
     def audit_log(self) -> PostgresAuditLog:
         """The disclosure audit in the same database."""
         return PostgresAuditLog(self.pool)
@@ -227,6 +230,22 @@ class PostgresPopulation:
     def lookup_json(self, ids: Sequence[str]) -> dict[str, CitizenJson]:
         """`lookup_many` with each citizen as JSON (`CitizenJson`), written by the server."""
         return self._lookup(_LOOKUP_JSON, ids, None)
+
+    async def alookup_many(self, ids: list[str]) -> dict[str, Citizen]:
+        """`lookup_many` on the async pool."""
+        return {key: row_citizen(row) for key, row in (await self._alookup(_LOOKUP, ids)).items()}
+
+    async def alookup_json(self, ids: Sequence[str]) -> dict[str, CitizenJson]:
+        """`lookup_json` on the async pool."""
+        return await self._alookup(_LOOKUP_JSON, ids)
+
+    async def _alookup(self, sql: str, ids: Sequence[str]) -> dict[str, Any]:
+        personal, legacy = split_ids(ids)
+        if not personal and not legacy:
+            return {}
+        async with self.pool.aio.connection() as conn:
+            cursor = await conn.execute(sql, {"personal": personal, "legacy": legacy})
+            return collect_rows(await cursor.fetchall())
 
     def _lookup(self, sql: str, ids: Sequence[str], conn: psycopg.Connection[Any] | None) -> dict[str, Any]:
         personal, legacy = split_ids(ids)

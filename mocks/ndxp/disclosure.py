@@ -1,9 +1,10 @@
 """What a request discloses: look citizens up, judge claimed fields, keep to the caller's scopes, and
 audit every disclosure.
 
-Everything but `lookup_and_audit` is pure; that one does the I/O (blocking: callers run it in the thread
-pool). A field the caller's scopes do not cover is withheld: left out of the answer and named in the
-answer's `withheld` list, and left out of the audit entry, which records what was actually disclosed.
+Everything but `lookup_and_audit` is pure; that one does the I/O, with the stores' async look-up and audit
+write (the event loop is never blocked). A field the caller's scopes do not cover is withheld: left out of
+the answer and named in the answer's `withheld` list, and left out of the audit entry, which records what
+was actually disclosed.
 The batch endpoint's answer, built from stored rows rather than citizens, is in `mocks/ndxp/batch.py`.
 """
 
@@ -18,7 +19,7 @@ from typing import Any, NamedTuple
 import orjson
 from pydantic_core import to_json
 
-from mocks.common.audit import AuditLog, Disclosure
+from mocks.common.audit import AuditStore, Disclosure
 from mocks.ndxp.db import CitizenJson, PopulationStore
 from mocks.ndxp.models import FieldResult, VerifyPublic, VerifyQuery
 from mocks.ndxp.scopes import split_fields
@@ -158,9 +159,9 @@ def verify_result(query: VerifyQuery, citizen: Citizen | None, scopes: frozenset
     return body
 
 
-def lookup_and_audit(
+async def lookup_and_audit(
     store: PopulationStore,
-    audit: AuditLog,
+    audit: AuditStore,
     ids: list[str],
     *,
     agency: str,
@@ -170,10 +171,10 @@ def lookup_and_audit(
     disclosed: Callable[[Citizen], Sequence[str]] = citizen_fields,
 ) -> dict[str, Citizen]:
     """Look `ids` up and audit one disclosure per distinct citizen found (one write for the lot)."""
-    found = store.lookup_many(ids)
+    found = await store.alookup_many(ids)
     citizens = {c.personal_id: c for c in found.values()}
     at = datetime.now(UTC)  # one time for the whole request
-    audit.record(
+    await audit.arecord(
         [
             Disclosure(agency, pid, disclosed(c), purpose, request_id, endpoint, at)
             for pid, c in sorted(citizens.items())

@@ -70,6 +70,7 @@ def create_app(settings: NdxpSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await db.aclose()  # the async pool, in the loop that opened it
             db.close()
 
     app = FastAPI(

@@ -161,6 +161,15 @@ class MeteredAuditLog:
         if batch.citizens:  # as `add_disclosures`: no series for an agency that was shown nobody
             self._metrics.disclosures.labels(batch.agency).inc(len(batch.citizens))
 
+    async def arecord(self, disclosures: Sequence[Disclosure]) -> None:
+        await self.audit.arecord(disclosures)
+        self._metrics.add_disclosures(disclosures)
+
+    async def arecord_batch(self, batch: DisclosureBatch) -> None:
+        await self.audit.arecord_batch(batch)
+        if batch.citizens:
+            self._metrics.disclosures.labels(batch.agency).inc(len(batch.citizens))
+
     def read(
         self,
         *,

@@ -7,25 +7,32 @@ as conn:` for several statements (committed when the block ends, rolled back whe
 pool.connection() as conn:` for one statement, its own transaction (autocommit: one round trip, no
 BEGIN/COMMIT; a batch's look-up is one statement and so is its audit).
 
+The NDXP's read routes (a citizen, a verification, verify-batch, a legacy ID) and their audit writes are
+async: they use `pool.aio`, a psycopg_pool `AsyncConnectionPool` opened in the serving event loop on first
+use (`aclose()` in the app's lifespan closes it), so those handlers wait on PostgreSQL without a thread.
+The writers (civil status, residence, VNeID accounts) decide between statements inside one transaction
+and stay in the thread pool.
+
 Several replicas may open the same database at once: the schema is created under an advisory lock, so two
 `CREATE TABLE IF NOT EXISTS` never race.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from mocks.ndxp.exceptions import StorageError, UnsupportedDatabaseError
 from mocks.ndxp.sqlite import checked_sqlite_url
 
-__all__ = ["PostgresPool", "checked_database_url", "is_postgres_url", "safe_url"]
+__all__ = ["AsyncPostgresPool", "PostgresPool", "checked_database_url", "is_postgres_url", "safe_url"]
 
 _log = logging.getLogger("mocks.ndxp")
 _SCHEMES = ("postgresql", "postgres")
@@ -57,13 +64,65 @@ def checked_database_url(value: str | None) -> str | None:
     return checked_sqlite_url(value)
 
 
+def _unreachable(location: str) -> StorageError:
+    return StorageError(
+        f"cannot connect to PostgreSQL at {location} within {_CONNECT_TIMEOUT_S:.0f} s; "
+        "is the server up, and do the URL's host, port, user and database exist?"
+    )
+
+
+class AsyncPostgresPool:
+    """An `AsyncConnectionPool` to one database, opened in the running event loop on first use."""
+
+    def __init__(self, url: str, *, max_size: int, name: str) -> None:
+        self._url = url
+        self._max_size = max_size
+        self._name = name
+        self._pool: AsyncConnectionPool | None = None
+        self._opening = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection in autocommit mode: each statement is a transaction of its own."""
+        pool = self._pool or await self._open()
+        async with pool.connection() as conn:
+            yield conn
+
+    async def _open(self) -> AsyncConnectionPool:
+        async with self._opening:
+            if self._pool is None:
+                pool = AsyncConnectionPool(
+                    self._url,
+                    min_size=1,
+                    max_size=self._max_size,
+                    name=f"{self._name}-async",
+                    open=False,
+                    kwargs={"application_name": self._name, "autocommit": True},
+                )
+                try:
+                    await pool.open(wait=True, timeout=_CONNECT_TIMEOUT_S)
+                except PoolTimeout:
+                    await pool.close()
+                    raise _unreachable(safe_url(self._url)) from None
+                self._pool = pool
+            return self._pool
+
+    async def aclose(self) -> None:
+        """Close the pool (in the loop that opened it); a pool never used has nothing to close."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
 class PostgresPool:
-    """A pool of connections to one PostgreSQL database (`max_size` at most open at once)."""
+    """A pool of connections to one PostgreSQL database (`max_size` at most open at once), and `aio`, its
+    async twin for the async routes."""
 
     def __init__(self, url: str, *, max_size: int = 16, name: str = "popsync") -> None:
         if not is_postgres_url(url):
             raise UnsupportedDatabaseError(f"database URL {safe_url(url)!r} is not a postgresql:// URL")
         self.location = safe_url(url)
+        self.aio = AsyncPostgresPool(url, max_size=max_size, name=name)
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -76,10 +135,7 @@ class PostgresPool:
             self._pool.open(wait=True, timeout=_CONNECT_TIMEOUT_S)
         except PoolTimeout:
             self._pool.close()
-            raise StorageError(
-                f"cannot connect to PostgreSQL at {self.location} within {_CONNECT_TIMEOUT_S:.0f} s; "
-                "is the server up, and do the URL's host, port, user and database exist?"
-            ) from None
+            raise _unreachable(self.location) from None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:

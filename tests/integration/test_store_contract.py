@@ -7,6 +7,7 @@ it, and a way to send raw SQL past the store (to show the database itself refuse
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -371,3 +372,36 @@ def test_two_replicas_register_in_turn(
 def civil_helpers_result(registry: CivilRegistry, birth: dict[str, Any]) -> str | None:
     (result,) = registry.register([birth])
     return result.personal_id
+
+
+# --- the async methods the NDXP's read routes use ---------------------------------------------------
+
+
+def test_the_async_methods_answer_as_the_sync_ones(store: PopulationStore) -> None:
+    store.load(EVERYONE)
+    ids = [c.personal_id for c in EVERYONE] + ["123456789", "052000777", "999999999999", "x"]
+    audit = store.audit_log()
+    batch = DisclosureBatch("lgsp-019", "health", "async-b", "e", [(DUC.personal_id, ["gender"])], AT)
+
+    async def main() -> tuple[dict[str, Citizen], dict[str, Any]]:
+        try:
+            many = await store.alookup_many(ids)
+            bodies = await store.alookup_json(ids)
+            assert await store.alookup_many([]) == {} and await store.alookup_json(["12"]) == {}
+            await audit.arecord([Disclosure("lgsp-008", HOA.personal_id, ["x"], "p", "async-r", "e", AT)])
+            await audit.arecord([])
+            await audit.arecord_batch(batch)
+            return many, dict(bodies)
+        finally:
+            await store.aclose()
+
+    many, bodies = asyncio.run(main())
+    assert many == store.lookup_many(ids) and len(many) == 7
+    assert bodies == store.lookup_json(ids)
+    assert [(e.personal_id, e.fields, e.at) for e in audit.read(request_id="async-r")] == [
+        (HOA.personal_id, ["x"], AT)
+    ]
+    assert [(e.personal_id, e.fields) for e in audit.read(request_id="async-b")] == [
+        (DUC.personal_id, ["gender"])
+    ]
+    assert audit.count() == 2

@@ -7,12 +7,11 @@ answer's `withheld` list; the audit entry lists the fields actually disclosed.
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
-from fastapi.concurrency import run_in_threadpool
 from pydantic_core import to_json
 
 from mocks.ndxp import disclosure
 from mocks.ndxp.api.routes.params import PersonalIdParam, PurposeParam
-from mocks.ndxp.batch import answer_batch
+from mocks.ndxp.batch import answer_batch_async
 from mocks.ndxp.deps import AgencyDep, AuditDep, RequestIdDep, StoreDep
 from mocks.ndxp.models import (
     BatchPublic,
@@ -30,8 +29,8 @@ router = APIRouter(prefix="/citizens", tags=["citizens"])
 
 _JSON = "application/json"
 
-# Every handler does its database work (look-up and audit write) in one thread-pool call:
-# SQLite calls block, and the event loop must keep serving the other workers' batches.
+# Every handler awaits the stores' async look-up and audit write (PostgreSQL: an async connection pool;
+# SQLite: a worker thread): the event loop keeps serving the other workers' batches meanwhile.
 
 
 @router.get(
@@ -50,8 +49,7 @@ async def read_citizen(
     """The citizen's basic fields that the caller's scopes cover, and `withheld`: the others.
     Audited: every field shown."""
     fields = disclosure.FieldFilter(agency.scopes)
-    found = await run_in_threadpool(
-        disclosure.lookup_and_audit,
+    found = await disclosure.lookup_and_audit(
         store,
         audit,
         [personal_id],
@@ -78,8 +76,7 @@ async def verify(
     caller's scopes cover them (`citizen.identity`, `citizen.status`, `citizen.residence`).
     """
     shown, _ = split_fields(disclosure.verify_disclosed(query), agency.scopes)
-    found = await run_in_threadpool(
-        disclosure.lookup_and_audit,
+    found = await disclosure.lookup_and_audit(
         store,
         audit,
         [query.id],
@@ -104,9 +101,9 @@ async def verify_batch(
     the others. Audited: one entry per distinct citizen found, with the fields shown.
     """
     fields = disclosure.FieldFilter(agency.scopes)
-    # The JSON is built in the worker thread too: 1000 citizens' encoding stays off the event loop.
-    body = await run_in_threadpool(
-        answer_batch,
+    # The citizens' JSON comes from the store as bytes, joined on the loop (under a millisecond for 1000);
+    # only a caller without every scope has each citizen's JSON filtered (a few ms for 1000).
+    body = await answer_batch_async(
         store,
         audit,
         query.ids,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
-from fastapi.concurrency import run_in_threadpool
 
 from mocks.ndxp import disclosure
 from mocks.ndxp.api.routes.params import LegacyIdParam, PurposeParam
@@ -34,8 +33,7 @@ async def resolve_legacy(
     """The personal ID a legacy ID maps to (needs `citizen.identity`: the answer is nothing else).
     Audited: `personal_id` disclosed."""
     require_scope(agency, IDENTITY, "resolve legacy IDs")
-    found = await run_in_threadpool(
-        disclosure.lookup_and_audit,
+    found = await disclosure.lookup_and_audit(
         store,
         audit,
         [legacy_id],
