@@ -29,8 +29,10 @@ How a score is made (in the spirit of Splink's comparison levels and term-freque
   Khổng. An unpaired middle word earns half its weight back when the other name has no unpaired word
   (a dropped or added middle name, not a replaced one).
 
-The score is symmetric: `match_names(a, b).score == match_names(b, a).score` (sums are `math.fsum`, so
-their order does not matter); the explanation reads from the second name's (the NPD's) side.
+The score is symmetric, `match_names(a, b).score == match_names(b, a).score`, for names of up to six words
+(every pairing is tried and sums are `math.fsum`, so their order does not matter); longer names, which
+no Vietnamese name is, are paired greedily and may differ in a tie. The explanation reads from the second
+name's (the NPD's) side.
 """
 
 from __future__ import annotations
