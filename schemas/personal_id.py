@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from schemas.provinces import is_province
+from schemas.provinces import PROVINCES, is_province
 
 __all__ = [
     "century_digit",
@@ -25,7 +25,7 @@ def id_shape(value: str) -> Literal["personal", "legacy", "malformed"]:
     if not (value.isascii() and value.isdigit()):
         return "malformed"
     if len(value) == 12:
-        return "personal" if is_province(value[:3]) else "malformed"
+        return "personal" if value[:3] in PROVINCES else "malformed"
     return "legacy" if len(value) == 9 else "malformed"
 
 
