@@ -10,13 +10,15 @@ database's. The same citizens, held in memory, are then loaded again into a new 
 (`load`: no parsing, only the rows' encoding and the database). Then an `NdxpServer` in this
 process serves each store in turn and is asked for the same random loaded IDs by verify-batch (1000 a
 call, one keep-alive client, as `benchmarks/bench_ndxp.py` asks); the fastest of the rounds counts, as
-`timeit` counts. The PostgreSQL server is a throwaway one (popsync/postgres/local.py: fsync off) on the
+`timeit` counts; the two NDXPs run side by side and take turns round by round. The PostgreSQL server is
+a throwaway one (popsync/postgres/local.py: fsync off) on the
 same machine and cores as the NDXP and the client; its connections are local TCP.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import resource
 import secrets
@@ -51,28 +53,32 @@ def _load(url: str, source: Path | list[Citizen]) -> tuple[int, float]:
         db.close()
 
 
-def _verify_rate(url: str, ids: Sequence[str], rounds: int) -> float:
+def _verify_rates(urls: dict[str, str], ids: Sequence[str], rounds: int) -> dict[str, float]:
+    """IDs/s by verify-batch of each store's NDXP, the fastest of `rounds` rounds; the servers run side by
+    side and take turns round by round, so other work on the machine slows both alike."""
     key = secrets.token_urlsafe(24)
-    settings = NdxpSettings(
-        database_url=url, api_keys={"popsync-bench": key}, access_log=False, log_level="warning"
-    )
     chunks = [ids[at : at + BATCH] for at in range(0, len(ids), BATCH)]
-    best = float("inf")
-    with (
-        NdxpServer(settings) as server,
-        httpx.Client(base_url=server.base_url, headers={"X-API-Key": key}, timeout=60.0) as client,
-    ):
-        for chunk in chunks[:2]:  # warm-up: connections, first-call paths
-            ask_batch(client, chunk)
+    best = dict.fromkeys(urls, float("inf"))
+    with contextlib.ExitStack() as stack:
+        clients = {}
+        for name, url in urls.items():
+            settings = NdxpSettings(
+                database_url=url, api_keys={"popsync-bench": key}, access_log=False, log_level="warning"
+            )
+            server = stack.enter_context(NdxpServer(settings))
+            clients[name] = stack.enter_context(
+                httpx.Client(base_url=server.base_url, headers={"X-API-Key": key}, timeout=60.0)
+            )
+            for chunk in chunks[:2]:  # warm-up: connections, first-call paths
+                ask_batch(clients[name], chunk)
         for _ in range(rounds):
-            started = time.perf_counter()
-            found = sum(ask_batch(client, chunk) for chunk in chunks)
-            best = min(best, time.perf_counter() - started)
-            if found != len(ids):
-                raise SystemExit(
-                    f"verify-batch found {found:,} of {len(ids):,} loaded IDs on {url.split(':')[0]}"
-                )
-    return len(ids) / best
+            for name, client in clients.items():
+                started = time.perf_counter()
+                found = sum(ask_batch(client, chunk) for chunk in chunks)
+                best[name] = min(best[name], time.perf_counter() - started)
+                if found != len(ids):
+                    raise SystemExit(f"verify-batch found {found:,} of {len(ids):,} loaded IDs on {name}")
+    return {name: len(ids) / seconds for name, seconds in best.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -121,12 +127,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"{what}: PostgreSQL COPY / SQLite INSERTs, citizens/s: {ratio:.2f}")
         ids = random.Random(SEED).sample([c.personal_id for c in people], args.ids)
         people.clear()  # the memory back before the servers start
-        for name, url in (("sqlite", sqlite_url), ("postgresql", pg_url)):
-            rate = _verify_rate(url, ids, args.rounds)
+        rates = _verify_rates({"sqlite": sqlite_url, "postgresql": pg_url}, ids, args.rounds)
+        for name, rate in rates.items():
             print(
                 f"verify-batch {name:>10}: {rate:,.0f} IDs/s ({BATCH} IDs/call, fastest of {args.rounds} "
                 f"rounds of {len(ids):,} IDs over {figures[name][0]:,} citizens)"
             )
+        print(f"verify-batch PostgreSQL / SQLite: {rates['postgresql'] / rates['sqlite']:.2f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"this process's peak RSS: {peak:,.0f} MiB")
 

@@ -1,11 +1,10 @@
-"""PostgreSQL plumbing shared by the mocks' stores: URL recognition, a connection pool, schema set-up.
+"""PostgreSQL plumbing shared by the mocks' stores: URL recognition, connection pools, schema set-up.
 
-The stores run in the request handlers' thread pool, as the SQLite ones do (the handlers are async and
-hand their database work to `run_in_threadpool`, so no handler blocks the event loop), and share one
-`psycopg_pool.ConnectionPool` per database. Each operation borrows a connection: `with pool.transaction()
-as conn:` for several statements (committed when the block ends, rolled back when it raises), `with
-pool.connection() as conn:` for one statement, its own transaction (autocommit: one round trip, no
-BEGIN/COMMIT; a batch's look-up is one statement and so is its audit).
+A store's blocking methods run in the request handlers' thread pool (as the SQLite stores' do: no handler
+blocks the event loop) and share one `psycopg_pool.ConnectionPool` per database. Each operation borrows a
+connection: `with pool.transaction() as conn:` for several statements (committed when the block ends,
+rolled back when it raises), `with pool.connection() as conn:` for one statement, its own transaction
+(autocommit: one round trip, no BEGIN/COMMIT; a batch's look-up is one statement and so is its audit).
 
 The NDXP's read routes (a citizen, a verification, verify-batch, a legacy ID) and their audit writes are
 async: they use `pool.aio`, a psycopg_pool `AsyncConnectionPool` opened in the serving event loop on first
