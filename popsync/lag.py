@@ -81,9 +81,10 @@ def _stopped(commits: Sequence[Observation], now: float, stop_after: float) -> b
 
 def _unrecovered_rewind(commits: Sequence[Observation]) -> bool:
     """An offset lower than the one before it, and no later commit back at (or past) the higher one."""
-    for i in range(1, len(commits)):
-        before = commits[i - 1].offset
-        if commits[i].offset < before and all(c.offset < before for c in commits[i:]):
+    offsets = [c.offset for c in commits]  # the window is a deque, which takes no slice
+    for i in range(1, len(offsets)):
+        before = offsets[i - 1]
+        if offsets[i] < before and all(o < before for o in offsets[i:]):
             return True
     return False
 
@@ -227,6 +228,9 @@ class PartitionLag:
     lag: int
     seconds_behind: float | None
     status: Status
+    # Records at the lagging offsets, on popsync's record topics (an envelope counts its records); None
+    # elsewhere, or while they are still being counted (`popsync.lag_records`).
+    records: int | None = None
 
 
 def group_statuses(partitions: Iterable[PartitionLag]) -> dict[str, Status]:

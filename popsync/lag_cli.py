@@ -71,6 +71,8 @@ def lag(
     OK — no lag, or the lag shrinks;  WARN — offsets move but the lag never shrinks;
     STALL — the group holds the partition but its offset does not move;
     STOP — nobody has committed for longer than the window;  REWIND — the committed offset went backwards.
+    "lag" counts messages; on popsync's record topics "records" counts the records they carry (an envelope
+    holds up to 250), read once per message by the monitor.
     """
     if not bootstrap_servers:
         raise PopsyncError(
@@ -169,7 +171,7 @@ def render(rows: Sequence[PartitionLag], monitor: LagMonitor, problem: str | Non
         title = Text.assemble((group, "bold"), "  ", (status.value, STATUS_STYLE[status]))
         table = Table(title=title, title_justify="left", expand=False)
         table.add_column("topic", overflow="fold")
-        for name in ("partition", "committed", "end offset", "lag", "behind (s)"):
+        for name in ("partition", "committed", "end offset", "lag", "records", "behind (s)"):
             table.add_column(name, justify="right", no_wrap=True)
         table.add_column("status", no_wrap=True)
         for r in rows:
@@ -180,6 +182,7 @@ def render(rows: Sequence[PartitionLag], monitor: LagMonitor, problem: str | Non
                     _count(r.committed),
                     _count(r.end),
                     _count(r.lag),
+                    "—" if r.records is None else _count(r.records),
                     _seconds(r.seconds_behind),
                     Text(r.status.value, style=STATUS_STYLE[r.status]),
                 )

@@ -5,6 +5,7 @@ who holds which partition (`describe_groups`) and the log-end offsets (`KafkaCon
 metric names are a contract with alert rules and dashboards:
 
     popsync_consumer_lag_offsets{group,topic,partition}
+    popsync_consumer_lag_records{group,topic,partition}          (record topics; an envelope: its records)
     popsync_consumer_lag_seconds{group,topic,partition}          (NaN until it can be estimated)
     popsync_consumer_status{group,topic,partition,status}        (1 for the current status, 0 for the others)
     popsync_consumer_group_status{group,status}
@@ -26,7 +27,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from popsync.exceptions import PopsyncError
 from popsync.lag import EndOffsetTable, PartitionLag, PartitionWindow, Status, group_statuses
+from popsync.lag_records import RecordTally, is_record_topic
 from streams.kafka_security import get_kafka_security
+from streams.topics import MAX_MESSAGE_BYTES
 
 __all__ = ["LagMonitor", "LagMonitorError"]
 
@@ -69,6 +72,11 @@ class _LagCollector(Collector):
         rows = self._monitor.snapshot()
         keys = ["group", "topic", "partition"]
         lag = GaugeMetricFamily("popsync_consumer_lag_offsets", "Messages behind the log end", labels=keys)
+        records = GaugeMetricFamily(
+            "popsync_consumer_lag_records",
+            "Records behind the log end on a record topic (an envelope counts the records it carries)",
+            labels=keys,
+        )
         seconds = GaugeMetricFamily(
             "popsync_consumer_lag_seconds", "Estimated seconds behind the log end", labels=keys
         )
@@ -81,13 +89,15 @@ class _LagCollector(Collector):
         for row in rows:
             labels = [row.group, row.topic, str(row.partition)]
             lag.add_metric(labels, row.lag)
+            if row.records is not None:
+                records.add_metric(labels, row.records)
             seconds.add_metric(labels, math.nan if row.seconds_behind is None else row.seconds_behind)
             for s in Status:
                 status.add_metric([*labels, s.value], 1.0 if row.status is s else 0.0)
         for group, current in group_statuses(rows).items():
             for s in Status:
                 group_status.add_metric([group, s.value], 1.0 if current is s else 0.0)
-        yield from (lag, seconds, status, group_status)
+        yield from (lag, records, seconds, status, group_status)
 
 
 class LagMonitor:
@@ -112,6 +122,7 @@ class LagMonitor:
         clock: Callable[[], float] = time.time,
         admin: Any = None,
         consumer: Any = None,
+        reader: Any = None,
     ) -> None:
         if window < 2:
             raise ValueError(f"window must hold at least 2 commits, not {window}")
@@ -130,6 +141,11 @@ class LagMonitor:
         self._tables: dict[TopicPartition, EndOffsetTable] = {}
         self._snapshot: list[PartitionLag] = []
         self._admin, self._consumer = admin, consumer
+        # Reads record topics to count the records behind each offset (`popsync.lag_records`); opened with
+        # the other clients unless those were given (tests) without one.
+        self._reader = reader
+        self._count_records = reader is not None or (admin is None and consumer is None)
+        self.tally = RecordTally()
         self._lock = threading.Lock()  # guards the snapshot
         self._polling = threading.Lock()  # one poll at a time: kafka-python clients are not shared
         self._stopping = threading.Event()
@@ -179,10 +195,10 @@ class LagMonitor:
     def close(self) -> None:
         """Close the Kafka clients; the next poll opens new ones."""
         with self._polling:
-            for client in (self._admin, self._consumer):
+            for client in (self._admin, self._consumer, self._reader):
                 if client is not None:
                     client.close()
-            self._admin = self._consumer = None
+            self._admin = self._consumer = self._reader = None
 
     def __enter__(self) -> LagMonitor:
         return self
@@ -214,12 +230,35 @@ class LagMonitor:
             try:
                 self._admin = self._admin or KafkaAdminClient(**common)
                 self._consumer = self._consumer or KafkaConsumer(enable_auto_commit=False, **common)
+                if self._count_records and self._reader is None:
+                    self._reader = KafkaConsumer(
+                        enable_auto_commit=False,
+                        max_partition_fetch_bytes=MAX_MESSAGE_BYTES + 1024,
+                        fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
+                        **common,
+                    )
             except KafkaError as exc:
                 raise LagMonitorError(
                     f"no Kafka broker answers at {self.bootstrap_servers} ({exc}); start one "
                     "(`popsync kafka up`) or pass the right --bootstrap-servers / POPSYNC_BOOTSTRAP_SERVERS"
                 ) from exc
         return self._admin, self._consumer
+
+    def _count(
+        self, committed: dict[str, dict[TopicPartition, int]], ends: dict[TopicPartition, int]
+    ) -> None:
+        """Count the records behind the watched groups' offsets on record topics (`popsync.lag_records`)."""
+        if self._reader is None:
+            return
+        lowest: dict[TopicPartition, int] = {}
+        for offsets in committed.values():
+            for tp, offset in offsets.items():
+                if tp in ends and is_record_topic(tp.topic):
+                    lowest[tp] = min(offset, lowest.get(tp, offset), ends[tp])
+        try:
+            self.tally.update(self._reader, {tp: (low, ends[tp]) for tp, low in lowest.items()})
+        except KafkaError as exc:  # the offsets are judged all the same; the records wait for the next poll
+            _log.warning("counting records behind the offsets: %s", exc)
 
     def _select_groups(self, admin: Any) -> list[str]:
         chosen = set(self.groups)
@@ -275,6 +314,7 @@ class LagMonitor:
         for tp, end in ends.items():
             self._tables.setdefault(tp, EndOffsetTable(self.table_size)).add(end, now)
         self._tables = {tp: table for tp, table in self._tables.items() if tp in ends}
+        self._count(committed, ends)
         rows: list[PartitionLag] = []
         for group, offsets in committed.items():
             for tp, offset in offsets.items():
@@ -291,6 +331,7 @@ class LagMonitor:
                         lag=max(ends[tp] - offset, 0),
                         seconds_behind=self._tables[tp].seconds_behind(offset, now),
                         status=window.status(now, stop_after=self.stop_after),
+                        records=self.tally.between(tp, offset, ends[tp]) if offset <= ends[tp] else None,
                     )
                 )
         # Forget what is gone; keep the history of a watched group whose offsets could not be read this time.

@@ -76,7 +76,17 @@ MAX_LAG_SAMPLE = 20_000
 RECENT_SAMPLES = 10
 # Consumer statuses, least severe first (Burrow's order, as popsync.lag.SEVERITY); the page colours them.
 CONSUMER_STATUSES = ("OK", "WARN", "STOP", "STALL", "REWIND")
-_PARTITION_FIELDS = ("group", "topic", "partition", "committed", "end", "lag", "seconds_behind", "status")
+_PARTITION_FIELDS = (
+    "group",
+    "topic",
+    "partition",
+    "committed",
+    "end",
+    "lag",
+    "records",
+    "seconds_behind",
+    "status",
+)
 # The seeds' names of the two groups of linked procedures ("DVC liên thông"), as the Markdown report has them.
 CHAIN_NAMES: Mapping[str, str] = VI.chain_names
 CHAIN_STATUSES = ("completed", "stalled", "in_progress")

@@ -9,6 +9,7 @@ import pytest
 import typer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
+from kafka.structs import OffsetAndMetadata
 from typer.testing import CliRunner
 
 from popsync.exceptions import PopsyncError
@@ -224,3 +225,40 @@ def test_popsync_lag_says_when_no_group_matches(kafka_bootstrap: str) -> None:
     result = CliRunner().invoke(cli(), args, env={"POPSYNC_BOOTSTRAP_SERVERS": kafka_bootstrap})
     assert isinstance(result.exception, PopsyncError), result.output
     assert "no consumer group" in str(result.exception) and "no-such-prefix-" in str(result.exception)
+
+
+def test_records_behind_a_group_on_a_record_topic_count_what_envelopes_carry(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    """On a `<prefix>.records.<sector>` topic an envelope's records count, not its one offset."""
+    name = f"{unique_name('lagrec')}.records.insurance"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    group = unique_name("lagrec-group")
+    try:
+        admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+        admin.wait_for_topics([name])
+        # per partition: 6 envelopes of 1..6 records, then 2 messages without a header (one record each)
+        for partition in range(PARTITIONS):
+            for n in range(1, 7):
+                envelope = [("popsync-envelope", str(n).encode())]
+                producer.send(name, b"x", partition=partition, headers=envelope)
+            for _ in range(2):
+                producer.send(name, b"record", partition=partition)
+        producer.flush()
+        consumer = consumer_in(kafka_bootstrap, group, name)
+        try:
+            for tp in consumer.assignment():  # the group has read the first 4 envelopes (1+2+3+4 records)
+                consumer.seek(tp, 4)
+            consumer.commit({tp: OffsetAndMetadata(4, "", -1) for tp in consumer.assignment()})
+        finally:
+            consumer.close(autocommit=False)
+        with LagMonitor(kafka_bootstrap, groups=[group], window=2, interval_s=0.1) as monitor:
+            rows = monitor.poll_once()
+            assert [(r.lag, r.records) for r in rows] == [(4, 5 + 6 + 2)] * PARTITIONS
+            labels = {"group": group, "topic": name, "partition": "0"}
+            assert monitor.registry.get_sample_value("popsync_consumer_lag_records", labels) == 13
+            assert monitor.registry.get_sample_value("popsync_consumer_lag_offsets", labels) == 4
+    finally:
+        producer.close()
+        admin.close()

@@ -286,6 +286,7 @@ class PartitionLag:
     lag: int
     seconds_behind: float | None
     status: str
+    records: int | None = None
 
 
 class FakeMonitor:
@@ -302,7 +303,7 @@ class FakeMonitor:
 def test_consumer_status_from_a_lag_monitor() -> None:
     monitor = FakeMonitor(
         [
-            PartitionLag("g", "t.records.labour", 1, 90, 100, 10, 1.234, "WARN"),
+            PartitionLag("g", "t.records.labour", 1, 90, 100, 10, 1.234, "WARN", records=2_340),
             PartitionLag("g", "t.records.insurance", 0, 50, 50, 0, 0.0, "OK"),
             {"group": "g", "topic": "t.records.insurance", "partition": 1, "committed": 5, "end": 905,
              "lag": 900, "seconds_behind": None, "status": "STALL"},
@@ -321,6 +322,8 @@ def test_consumer_status_from_a_lag_monitor() -> None:
         ("t.records.labour", 1, "WARN"),
     ]
     assert consumers["partitions"][2]["seconds_behind"] == 1.2
+    # records behind (envelopes count their records), where the monitor counted them
+    assert [p["records"] for p in consumers["partitions"]] == [None, None, 2_340]
     assert consumers["counts"] == {"OK": 1, "WARN": 1, "STOP": 0, "STALL": 1, "REWIND": 0}
     assert snap["history"][-1]["consumer_lag"] == 910
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -364,15 +365,53 @@ def test_the_poller_sees_a_worker_stall_then_stop_then_recover() -> None:
     assert monitor.watched == ["popsync-demo"] and monitor.listed == ["popsync-demo"]  # not Connect's
 
 
+class FakeReader:
+    """A consumer without a group over record topics: offset o of T0 is an envelope of o % 3 + 1 records,
+    every other message of T1 a record on its own; offsets 30-31 of T0 hold no message (markers)."""
+
+    def __init__(self, ends: dict[TopicPartition, int]) -> None:
+        self.ends = ends
+        self.positions: dict[TopicPartition, int] = {}
+        self.fetched = 0  # messages handed out: each one once per monitor
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.positions = {tp: self.positions.get(tp, 0) for tp in partitions}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.positions[tp] = offset
+
+    def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp]
+
+    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+        out: dict[TopicPartition, list[Any]] = {}
+        for tp, at in self.positions.items():
+            messages = []
+            for offset in range(at, min(at + 7, self.ends[tp])):  # a few at a time
+                if tp == T0 and offset in (30, 31):
+                    continue
+                headers = [("popsync-envelope", str(offset % 3 + 1).encode())] if tp == T0 else []
+                messages.append(SimpleNamespace(offset=offset, headers=headers))
+            self.positions[tp] = min(at + 7, self.ends[tp])
+            self.fetched += len(messages)
+            out[tp] = messages
+        return out
+
+    def close(self) -> None:
+        pass
+
+
 def test_the_registry_exports_exactly_the_contracted_metrics() -> None:
     cluster, clock = FakeCluster(), Clock()
     cluster.ends = {T0: 50, T1: 10}
     cluster.offsets = {"g": {T0: 20, T1: 10}}
-    monitor = fake_monitor(cluster, clock)
+    reader = FakeReader(cluster.ends)
+    monitor = fake_monitor(cluster, clock, reader=reader)
     poll(monitor, clock)
     families = {m.name: m for m in monitor.registry.collect()}
     assert set(families) == {
         "popsync_consumer_lag_offsets",
+        "popsync_consumer_lag_records",
         "popsync_consumer_lag_seconds",
         "popsync_consumer_status",
         "popsync_consumer_group_status",
@@ -380,14 +419,28 @@ def test_the_registry_exports_exactly_the_contracted_metrics() -> None:
     p0 = {"group": "g", "topic": T0.topic, "partition": "0"}
     value = monitor.registry.get_sample_value
     assert value("popsync_consumer_lag_offsets", p0) == 30
+    # the records of the 28 envelopes at offsets 20-49 (none at 30-31), not 30 messages
+    waiting = sum(o % 3 + 1 for o in range(20, 50) if o not in (30, 31))
+    assert value("popsync_consumer_lag_records", p0) == waiting == 57
+    assert value("popsync_consumer_lag_records", {**p0, "partition": "1"}) == 0
     assert math.isnan(value("popsync_consumer_lag_seconds", p0) or 0.0)  # one sample: not estimable yet
     assert value("popsync_consumer_lag_seconds", {**p0, "partition": "1"}) == 0.0
     statuses = {s: value("popsync_consumer_status", {**p0, "status": s}) for s in Status}
     assert statuses == {OK: 1.0, WARN: 0.0, STALL: 0.0, STOP: 0.0, REWIND: 0.0}
     assert value("popsync_consumer_group_status", {"group": "g", "status": "OK"}) == 1.0
+    cluster.ends[T0] = 53  # three more envelopes; the group commits up to 40
+    cluster.offsets = {"g": {T0: 40, T1: 10}}
+    fetched = reader.fetched
+    poll(monitor, clock)
+    assert value("popsync_consumer_lag_records", p0) == sum(o % 3 + 1 for o in range(40, 53))
+    assert reader.fetched - fetched == 3  # only the new messages were read
+    cluster.offsets = {"g": {T0: 20, T1: 10}}  # rewound below what is kept: counted again from there
+    poll(monitor, clock)
+    assert value("popsync_consumer_lag_records", p0) == waiting + sum(o % 3 + 1 for o in range(50, 53))
     cluster.offsets = {}  # the group's offsets expired: its series go away
     poll(monitor, clock)
     assert value("popsync_consumer_lag_offsets", p0) is None
+    assert value("popsync_consumer_lag_records", p0) is None
 
 
 def test_offsets_of_deleted_topics_and_unreadable_assignments() -> None:

@@ -441,6 +441,7 @@ function renderConsumers(c) {
     el("td", { class: "n", text: vnInt(p.committed) }),
     el("td", { class: "n", text: vnInt(p.end) }),
     el("td", { class: "n", text: vnInt(p.lag) }),
+    el("td", { class: "n", text: p.records === null || p.records === undefined ? "—" : vnInt(p.records) }),
     el("td", { class: "n", text: p.seconds_behind === null || p.seconds_behind === undefined ? "—" : vnNumber(p.seconds_behind, 1) + " s" }),
     el("td", {}, el("span", { class: "pill", "data-status": p.status, text: `${CONSUMER_STATUS[p.status] || p.status} · ${p.status}` })))));
 }
