@@ -17,7 +17,9 @@ from popsync.exceptions import ExpectationFailed
 __all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
-kafka_app = typer.Typer(no_args_is_help=True, help="A local single-node KRaft broker for popsync.")
+kafka_app = typer.Typer(
+    no_args_is_help=True, help="A local KRaft broker (or cluster: --brokers 3) for popsync."
+)
 ndxp_app = typer.Typer(no_args_is_help=True, help="The mock national exchange (NDXP) over the mock NPD.")
 vneid_app = typer.Typer(no_args_is_help=True, help="The mock national e-ID system (VNeID).")
 population_app = typer.Typer(no_args_is_help=True, help="Synthetic population files.")
@@ -42,6 +44,10 @@ Bootstrap = Annotated[
 def simulate(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
     workers: Annotated[int, typer.Option(min=1, max=16, help="faust worker processes")] = 1,
+    brokers: Annotated[
+        int,
+        typer.Option(min=1, max=9, help="brokers of the Kafka popsync starts (3: a local KRaft cluster)"),
+    ] = 1,
     summary: Annotated[Path | None, typer.Option(help="write the summary JSON here")] = None,
     results: Annotated[Path | None, typer.Option(help="write one JSON line per record here")] = None,
     bootstrap_servers: Bootstrap = None,
@@ -71,6 +77,7 @@ def simulate(
         dashboard_port=dashboard_port if dashboard else None,
         report=report,
         lang=lang,
+        brokers=brokers,
     )
     run(scenario, options, console)
 
@@ -78,12 +85,18 @@ def simulate(
 @kafka_app.command("up")
 def kafka_up(
     port: Annotated[int | None, typer.Option(help="broker port (default: a free one)")] = None,
+    brokers: Annotated[
+        int, typer.Option(min=1, max=9, help="KRaft nodes (each broker and controller), on free ports")
+    ] = 1,
 ) -> None:
-    """Start a detached local broker and print its bootstrap servers."""
+    """Start a detached local broker (or cluster) and print its bootstrap servers."""
     from popsync.kafka_local import kafka_up as up
 
-    state = up(port=port, log=lambda m: err.print(m, markup=False))
-    console.print(f"Kafka is up: [bold]{state['bootstrap_servers']}[/] (pid {state['pid']})")
+    if brokers > 1 and port is not None:
+        raise typer.BadParameter("a cluster's nodes take free ports: leave --port out", param_hint="--port")
+    state = up(port=port, brokers=brokers, log=lambda m: err.print(m, markup=False))
+    pids = state.get("pid") or ", ".join(str(node["pid"]) for node in state.get("nodes", []))
+    console.print(f"Kafka is up: [bold]{state['bootstrap_servers']}[/] (pid {pids})")
     console.print(f"export POPSYNC_BOOTSTRAP_SERVERS={state['bootstrap_servers']}")
 
 

@@ -104,6 +104,8 @@ class RunOptions:
     lang: str = "vi"
     # A broker popsync did not start may not answer this long before the run stops (see `run_scenario`).
     unreachable_s: float = UNREACHABLE_S
+    # Brokers of the Kafka popsync starts when none is given: > 1, a local KRaft cluster (popsync.broker).
+    brokers: int = 1
 
 
 @dataclass
@@ -375,11 +377,16 @@ def _run(
     # generation time, and pauses that starve kafka-python's network thread): freeze them.
     gc.freeze()
     broker = stack.enter_context(
-        run_broker(options.bootstrap_servers, log=lambda m: console.print(f"  {m}", markup=False))
+        run_broker(
+            options.bootstrap_servers,
+            log=lambda m: console.print(f"  {m}", markup=False),
+            brokers=options.brokers,
+        )
     )
     bootstrap = broker.bootstrap_servers
     if broker.started_here:
-        supervisor.watch(broker, limit=SERVICE_RESTARTS, essential=True)
+        for member in broker.members():  # each node of a cluster, restarted on its own data
+            supervisor.watch(member, limit=SERVICE_RESTARTS, essential=True)
     else:
         supervisor.watch_reachable(broker.name, broker.reachable, options.unreachable_s)
     topics = TopicNames(f"popsync.{run_id}")

@@ -116,9 +116,7 @@ def _weight(word: str, role: str) -> float:
 
 
 def _role(index: int, count: int) -> str:
-    if index == count - 1:
-        return "given"
-    return "family" if index == 0 else "middle"
+    return _roles(count)[index]
 
 
 # Compared by identity (eq=False): a word is a cache key of `_level`, and hashing six fields per look-up
@@ -222,7 +220,9 @@ def _order(pairs: list[tuple[int, int]]) -> str:
     return "shuffled"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and a match is made for every
+# record whose name is compared. Treat it as read-only.
+@dataclass(slots=True, eq=False)
 class NameMatch:
     """The score of a record's name against the NPD's, and how it was reached."""
 
@@ -233,10 +233,10 @@ class NameMatch:
     tokens: tuple[tuple[str, str, float, float], ...]
     reading: str
     # `explanation()`'s value, made once with the match (a match of an equal name is cached per name).
-    explained: dict[str, Any] = field(init=False, repr=False, compare=False, hash=False)
+    explained: dict[str, Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "explained", _explain(self.score, self.order, self.tokens))
+        self.explained = _explain(self.score, self.order, self.tokens)
 
     @property
     def accepted(self) -> bool:
@@ -266,24 +266,36 @@ def _explain(score: float, order: str, tokens: tuple[tuple[str, str, float, floa
     }
 
 
-@lru_cache(maxsize=16384)
+# role → word → its token in an exact match's explanation: plain dicts (an lru_cache of two arguments costs
+# more than the look-up); bounded, as a population's words are few (names repeat their words).
+_EXACT_TOKENS: dict[str, dict[str, tuple[str, str, float, float]]] = {"family": {}, "middle": {}, "given": {}}
+_EXACT_TOKENS_MAX = 50_000
+
+
 def _exact_token(text: str, role: str) -> tuple[str, str, float, float]:
-    return (role, "exact", 1.0, round(_weight(text, role), 2))
+    tokens = _EXACT_TOKENS[role]
+    token = tokens.get(text)
+    if token is None:
+        token = (role, "exact", 1.0, round(_weight(text, role), 2))
+        if len(tokens) < _EXACT_TOKENS_MAX:
+            tokens[text] = token
+    return token
+
+
+@lru_cache(maxsize=64)
+def _roles(count: int) -> tuple[str, ...]:
+    """The roles of a name's words by place: family, middle…, given (a single word is a given name)."""
+    if count < 2:
+        return ("given",) * count
+    return ("family", *("middle",) * (count - 2), "given")
 
 
 @lru_cache(maxsize=65536)
 def _exact(npd_name: str) -> NameMatch:
     # Called for nearly every record, mostly for names not seen before: word look-ups only.
     texts = normalize_name(npd_name).split()
-    if not texts:
-        return NameMatch(1.0, "same", (), "")
-    last = len(texts) - 1
-    tokens = (
-        _exact_token(texts[0], "given" if last == 0 else "family"),
-        *(_exact_token(t, "middle") for t in texts[1:last]),
-        *((_exact_token(texts[last], "given"),) if last else ()),
-    )
-    return NameMatch(1.0, "same", tokens, " ".join(npd_name.split()))
+    tokens = tuple(map(_exact_token, texts, _roles(len(texts))))
+    return NameMatch(1.0, "same", tokens, npd_name)  # the reading of an equal name: the NPD's own
 
 
 def match_names(record_name: str, npd_name: str) -> NameMatch:

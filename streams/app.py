@@ -30,9 +30,11 @@ def create_app(settings: StreamsSettings) -> faust.App:
         web_enabled=False,
         table_standby_replicas=0,
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        # faust's own topics (table changelogs, repartitions) as replicated as ours: run_worker sets it
+        # from the cluster (streams.topics.replication_for) unless STREAMS_REPLICATION_FACTOR does.
+        topic_replication_factor=settings.replication_factor or 1,
         consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
+        producer_acks=-1,  # acks=all: with 3 replicas, min.insync.replicas 2 makes it two copies at least
         # A short session makes a dead worker's partitions move within seconds (FACTS.md: ~6 s takeover).
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),

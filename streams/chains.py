@@ -42,7 +42,7 @@ from streams.messages import (
 )
 from streams.metrics import WorkerMetrics
 from streams.ndxp_client import NdxpClient
-from streams.topics import TOPIC_CONFIGS, TopicNames
+from streams.topics import TopicNames, replicated_configs
 
 __all__ = ["ChainServices", "ChainTracker", "attach_chains", "card_record"]
 
@@ -272,7 +272,9 @@ def attach_chains(
     agent(topics.residence_events, "chain-health-insurance-card", ChainServices.card)
     agent(topics.residence_events, "chain-funeral-allowance", ChainServices.allowance)
 
-    table = app.Table("chains", partitions=partitions, extra_topic_configs=TOPIC_CONFIGS)
+    table = app.Table(
+        "chains", partitions=partitions, extra_topic_configs=replicated_configs(settings.replication_factor)
+    )
     tracker = ChainTracker(app, topics, table, settings.worker_id, metrics)
     table.on_recover(tracker.rebuild)
     steps = app.topic(topics.chain_steps, partitions=partitions, key_type=bytes, value_type=bytes)

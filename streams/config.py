@@ -28,6 +28,8 @@ class StreamsSettings(BaseSettings):
     app_id: str = "popsync"
     topic_prefix: str = "popsync"
     partitions: int = Field(default=6, ge=1, le=1000)
+    # Copies of every topic, faust's changelogs too; 0: min(3, the brokers the cluster has at start).
+    replication_factor: int = Field(default=0, ge=0, le=3)
     ndxp_url: str = "http://127.0.0.1:8600"
     # OAuth2 client credentials of the NDXP (preferred): a token from {ndxp_url}/oauth/token, cached and
     # refreshed. The scopes must cover what the outcome rules read (identity, residence, status).

@@ -47,7 +47,7 @@ from streams.config import StreamsSettings
 from streams.gaps import guard_agent, reader
 from streams.messages import HEADER_ENVELOPE, dumps, envelope_lines, int_header, now_ms
 from streams.rewind import rewind_on_assignment
-from streams.topics import TOPIC_CONFIGS, TopicNames
+from streams.topics import TopicNames, replicated_configs
 
 __all__ = [
     "ENTRY_ACCOUNTS",
@@ -453,7 +453,11 @@ class EidCounter:
 
 def attach_eid(app: faust.App, topics: TopicNames, settings: StreamsSettings) -> EidCounter:
     """Add the e-ID table, agent and snapshot timer to a worker's app; returns the counter (for metrics)."""
-    table = app.Table("eid-accounts", partitions=settings.partitions, extra_topic_configs=TOPIC_CONFIGS)
+    table = app.Table(
+        "eid-accounts",
+        partitions=settings.partitions,
+        extra_topic_configs=replicated_configs(settings.replication_factor),
+    )
 
     counter = EidCounter(app, topics, table, settings.worker_id)
     table.on_recover(counter.rebuild)

@@ -39,7 +39,13 @@ class _Worker(faust.Worker):
 def main() -> None:
     settings = StreamsSettings()
     topics = TopicNames(settings.topic_prefix)
-    ensure_topics(settings.bootstrap_servers, (topics.eid_events, topics.eid_progress), settings.partitions)
+    replication = ensure_topics(
+        settings.bootstrap_servers,
+        (topics.eid_events, topics.eid_progress),
+        settings.partitions,
+        replication=settings.replication_factor or None,
+    )
+    settings = settings.model_copy(update={"replication_factor": replication})
     worker = _Worker(build_eid_app(settings), loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
 

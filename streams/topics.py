@@ -13,7 +13,14 @@ from kafka.errors import TopicAlreadyExistsError
 from schemas.outcomes import Sector
 from streams.kafka_security import KafkaSecurity, get_kafka_security
 
-__all__ = ["MAX_MESSAGE_BYTES", "TOPIC_CONFIGS", "TopicNames", "ensure_topics"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "TOPIC_CONFIGS",
+    "TopicNames",
+    "ensure_topics",
+    "replicated_configs",
+    "replication_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +30,21 @@ log = logging.getLogger(__name__)
 # allow 4 MiB.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 TOPIC_CONFIGS = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+MAX_REPLICATION = 3
+
+
+def replication_for(brokers: int) -> int:
+    """The replication factor of popsync's topics on a cluster of `brokers`: min(3, brokers)."""
+    return max(1, min(MAX_REPLICATION, brokers))
+
+
+def replicated_configs(replication: int) -> dict[str, str]:
+    """`TOPIC_CONFIGS` for topics with `replication` copies: with 3, a write needs 2 of them in sync
+    (`min.insync.replicas` 2), so acks=all survives one broker's death and never rests on one copy."""
+    configs = dict(TOPIC_CONFIGS)
+    if replication >= MAX_REPLICATION:
+        configs["min.insync.replicas"] = "2"
+    return configs
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,26 +144,34 @@ def ensure_topics(
     partitions: int,
     *,
     security: KafkaSecurity | None = None,
-) -> None:
-    """Create the topics that do not exist yet, with `partitions` partitions each.
+    replication: int | None = None,
+) -> int:
+    """Create the topics that do not exist yet, with `partitions` partitions each; the replication factor.
 
     faust would auto-create source topics with the broker's default count, which breaks the keyed
     ordering popsync relies on when the counts differ; so topics are always created up front.
-    `security` defaults to the POPSYNC_KAFKA_* settings of this process.
+    `replication`: None, `replication_for` the brokers the cluster has now (`replicated_configs` says
+    the rest). `security` defaults to the POPSYNC_KAFKA_* settings of this process.
     """
     security = security if security is not None else get_kafka_security()
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap_servers, client_id="popsync-admin", **security.kafka_python_config()
     )
     try:
+        if replication is None:
+            replication = replication_for(len(admin.describe_cluster().get("brokers") or ()))
         existing = set(admin.list_topics())
         wanted = [n for n in names if n not in existing]
         if not wanted:
-            return
+            return replication
+        configs = replicated_configs(replication)
         with contextlib.suppress(TopicAlreadyExistsError):  # another process raced us; they are there
             admin.create_topics(
-                [NewTopic(n, partitions, 1, topic_configs=dict(TOPIC_CONFIGS)) for n in wanted]
+                [NewTopic(n, partitions, replication, topic_configs=dict(configs)) for n in wanted]
             )
-        log.info("created %d topics with %d partitions", len(wanted), partitions)
+        log.info(
+            "created %d topics with %d partitions, %d replicas each", len(wanted), partitions, replication
+        )
+        return replication
     finally:
         admin.close()

@@ -26,7 +26,7 @@ from streams.ndxp_client import NdxpClient
 from streams.reconcile import Reconciler
 from streams.rewind import rewind_on_assignment
 from streams.stats import WorkerStats
-from streams.topics import TOPIC_CONFIGS, TopicNames, ensure_topics
+from streams.topics import TopicNames, ensure_topics, replicated_configs
 
 __all__ = ["build_worker_app", "run_worker"]
 
@@ -45,8 +45,16 @@ def build_worker_app(settings: StreamsSettings, metrics: WorkerMetrics | None = 
     stats = WorkerStats()
     partitions = settings.partitions
     # Both tables hold one entry per batch and partition (streams/holders.py, streams/counting.py say why).
-    holders_table = app.Table("first-holders", partitions=partitions, extra_topic_configs=TOPIC_CONFIGS)
-    outcomes = app.Table("outcome-digests", partitions=partitions, extra_topic_configs=TOPIC_CONFIGS)
+    holders_table = app.Table(
+        "first-holders",
+        partitions=partitions,
+        extra_topic_configs=replicated_configs(settings.replication_factor),
+    )
+    outcomes = app.Table(
+        "outcome-digests",
+        partitions=partitions,
+        extra_topic_configs=replicated_configs(settings.replication_factor),
+    )
     holders = FirstHolders(holders_table)
     holders_table.on_recover(holders.rebuild)
     client_box: dict[str, NdxpClient] = {}
@@ -172,12 +180,15 @@ def run_worker(settings: StreamsSettings) -> None:
         # prometheus_client serves from a daemon thread: scrapes never block the event loop.
         port = serve_metrics(metrics.registry, settings.metrics_port, settings.metrics_host)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, port)
-    ensure_topics(
+    replication = ensure_topics(
         settings.bootstrap_servers,
         TopicNames(settings.topic_prefix).all(),
         settings.partitions,
         security=settings.kafka,
+        replication=settings.replication_factor or None,
     )
+    # faust's changelogs get as many copies as the topics (min(3, brokers) unless set).
+    settings = settings.model_copy(update={"replication_factor": replication})
     app = build_worker_app(settings, metrics)
     worker = _Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -11,7 +11,10 @@ for a broker popsync started, restarts on its own data and port when it dies.
 
 Modules: `errors` (the exception hierarchy), `jars` (cache, Maven fetch, Java), `probe` (pids, ports,
 readiness), `lifetime` (no orphan JVM), `local` (`LocalKafka`), `docker` (the container path),
-`handle` (a run's broker: given, local or in Docker), `detached` (`popsync kafka up|down|status`).
+`cluster` (`LocalCluster`: several combined KRaft nodes, `--brokers 3`), `handle` (a run's broker: given,
+local, a local cluster or in Docker), `detached` (`popsync kafka up|down|status`).
+
+With `brokers` > 1, `run_broker` starts a `LocalCluster` on Java (Docker is not used for a cluster).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from popsync.broker.cluster import LocalCluster
 from popsync.broker.detached import kafka_down, kafka_status, kafka_up
 from popsync.broker.docker import docker_available, docker_broker
 from popsync.broker.errors import (
@@ -31,7 +35,7 @@ from popsync.broker.errors import (
     KafkaStartError,
     KafkaUnavailableError,
 )
-from popsync.broker.handle import DockerBroker, LocalBroker, RunBroker
+from popsync.broker.handle import ClusterBroker, DockerBroker, LocalBroker, RunBroker
 from popsync.broker.jars import KAFKA_VERSION, Log, cache_root, fetch_kafka_jars, find_java
 from popsync.broker.lifetime import remove_stale_data_dirs
 from popsync.broker.local import LocalKafka
@@ -39,12 +43,14 @@ from popsync.broker.probe import process_alive
 
 __all__ = [
     "KAFKA_VERSION",
+    "ClusterBroker",
     "DockerBroker",
     "KafkaFetchError",
     "KafkaLocalError",
     "KafkaStartError",
     "KafkaUnavailableError",
     "LocalBroker",
+    "LocalCluster",
     "LocalKafka",
     "RunBroker",
     "cache_root",
@@ -87,12 +93,24 @@ def run_broker(
     version: str = KAFKA_VERSION,
     partitions: int = 6,
     cache_dir: Path | None = None,
+    brokers: int = 1,
 ) -> Iterator[RunBroker]:
-    """The broker of a run as `kafka_broker` picks it, as a handle to watch (and restart, if started here)."""
+    """The broker of a run as `kafka_broker` picks it, as a handle to watch (and restart, if started here).
+
+    `brokers` > 1 (and no servers given): a `LocalCluster` of that many nodes, on Java only.
+    """
     say = log or _logger.info
     servers = (bootstrap_servers or os.environ.get(ENV_BOOTSTRAP) or "").strip()
     if servers:
         yield RunBroker(servers)
+    elif brokers > 1:
+        if find_java() is None:
+            raise KafkaUnavailableError(
+                f"No Kafka cluster: popsync runs a cluster of {brokers} brokers on Java 17+, and there is no "
+                "`java` here; install Java 17+, or pass --bootstrap-servers of a running cluster."
+            )
+        with LocalCluster(brokers, version=version, partitions=partitions, cache_dir=cache_dir, log=say) as c:
+            yield ClusterBroker(c)
     elif docker_available():
         with docker_broker(version, partitions, say) as broker:
             yield broker

@@ -2,6 +2,7 @@
 
 It is the one exception to "the JVM never outlives popsync" (see `lifetime`): `kafka_up` starts it without
 the death-with-parent and exit hooks, `kafka_down` stops it by the pid in the state file.
+With `brokers` > 1 it is a `LocalCluster`: the state lists each node (pid, address, data dir, log).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from popsync.broker.cluster import LocalCluster
 from popsync.broker.errors import KafkaUnavailableError
 from popsync.broker.jars import KAFKA_VERSION, Log, cache_root, find_java
 from popsync.broker.local import LocalKafka
@@ -36,6 +38,12 @@ def _read_state(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return state if isinstance(state, dict) else None
+
+
+def _nodes(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The state of each node: a cluster's `nodes`, or the single broker's own state."""
+    nodes = state.get("nodes")
+    return list(nodes) if isinstance(nodes, list) else [state]
 
 
 def _is_our_jvm(state: dict[str, Any]) -> bool:
@@ -62,8 +70,10 @@ def kafka_up(
     timeout: float = 120.0,
     log: Log | None = None,
     state_file: Path | None = None,
+    brokers: int = 1,
 ) -> dict[str, Any]:
-    """Start a detached broker that outlives this process (or return the running one); its state."""
+    """Start a detached broker (`brokers` > 1: a cluster) that outlives this process (or return the
+    running one); its state. A cluster's nodes keep their data in `data_dir/node-<id>` if given."""
     path = _state_path(state_file)
     current = kafka_status(state_file=path)
     if current is not None and current["running"]:
@@ -77,6 +87,10 @@ def kafka_up(
         )
     if current is not None:
         kafka_down(state_file=path)  # stale state: clean it (and its data dir) before starting anew
+    if brokers > 1:
+        state = _cluster_up(brokers, version, cache_dir, data_dir, partitions, timeout, log)
+        _write_state(path, state)
+        return {**state, "running": True, "answers": True}
     broker = LocalKafka(
         version=version,
         cache_dir=cache_dir,
@@ -97,47 +111,116 @@ def kafka_up(
         "version": version,
         "started_at": time.time(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.replace(path)
+    _write_state(path, state)
     broker.release()
     return {**state, "running": True, "answers": True}
 
 
+def _cluster_up(
+    brokers: int,
+    version: str,
+    cache_dir: Path | None,
+    data_dir: Path | None,
+    partitions: int,
+    timeout: float,
+    log: Log | None,
+) -> dict[str, Any]:
+    cluster = LocalCluster(
+        brokers,
+        version=version,
+        cache_dir=cache_dir,
+        data_root=data_dir,
+        partitions=partitions,
+        log=log,
+        detached=True,
+    )
+    bootstrap = cluster.start(timeout=timeout)
+    nodes = []
+    for node in cluster.nodes:
+        assert node.pid is not None and node.data_dir is not None
+        nodes.append(
+            {
+                "pid": node.pid,
+                "bootstrap_servers": node.bootstrap_servers,
+                "data_dir": str(node.data_dir),
+                "log_file": str(node.log_file),
+            }
+        )
+    cluster.release()
+    return {
+        "brokers": brokers,
+        "bootstrap_servers": bootstrap,
+        "nodes": nodes,
+        "remove_data_dir": data_dir is None,
+        "version": version,
+        "started_at": time.time(),
+        "start_seconds": round(cluster.start_seconds or 0.0, 1),
+    }
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
 def kafka_down(*, state_file: Path | None = None, timeout: float = 20.0, log: Log | None = None) -> bool:
-    """Stop the detached broker (SIGTERM, SIGKILL after `timeout`) and drop its state; False if none ran."""
+    """Stop the detached broker or cluster (SIGTERM to every node at once, SIGKILL after `timeout`) and
+    drop its state; False if none ran."""
     path = _state_path(state_file)
     state = _read_state(path)
     if state is None:
         return False
-    pid, stopped = int(state["pid"]), False
-    if _is_our_jvm(state):
+    ours = [node for node in _nodes(state) if _is_our_jvm(node)]
+    pids = [int(node["pid"]) for node in ours]
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while process_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+    deadline = time.monotonic() + timeout
+    while any(map(process_alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
         if process_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            while process_alive(pid) and time.monotonic() < deadline + 10:
-                time.sleep(0.1)
-        stopped = True
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if this very process started it (tests do)
-    if state.get("remove_data_dir"):
-        shutil.rmtree(state["data_dir"], ignore_errors=True)
+    while any(map(process_alive, pids)) and time.monotonic() < deadline + 10:
+        time.sleep(0.1)
+    for node in _nodes(state):
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(int(node["pid"]), os.WNOHANG)  # reap it if this very process started it (tests do)
+        if state.get("remove_data_dir"):
+            shutil.rmtree(node["data_dir"], ignore_errors=True)
     path.unlink(missing_ok=True)
-    if stopped:
-        (log or _logger.info)(f"Kafka broker {state.get('bootstrap_servers')} stopped (pid {pid}).")
-    return stopped
+    if pids:
+        what = "cluster" if "nodes" in state else "broker"
+        listed = ", ".join(map(str, pids))
+        (log or _logger.info)(f"Kafka {what} {state.get('bootstrap_servers')} stopped (pid {listed}).")
+    return bool(pids)
 
 
 def kafka_status(*, state_file: Path | None = None, timeout: float = 3.0) -> dict[str, Any] | None:
-    """The detached broker's state, `running` (its JVM lives) and `answers` (metadata works); or None."""
+    """The detached broker's state, `running` (its JVM lives; a cluster's: every node's) and `answers`
+    (metadata works); a cluster's `nodes` say each of that too. None if there is none."""
     state = _read_state(_state_path(state_file))
     if state is None:
         return None
-    running = _is_our_jvm(state)
-    return {**state, "running": running, "answers": running and answers(state["bootstrap_servers"], timeout)}
+    if "nodes" not in state:
+        running = _is_our_jvm(state)
+        return {
+            **state,
+            "running": running,
+            "answers": running and answers(state["bootstrap_servers"], timeout),
+        }
+    nodes = []
+    for node in _nodes(state):
+        alive = _is_our_jvm(node)
+        nodes.append(
+            {**node, "running": alive, "answers": alive and answers(node["bootstrap_servers"], timeout)}
+        )
+    return {
+        **state,
+        "nodes": nodes,
+        "running": all(n["running"] for n in nodes),
+        "answers": all(n["answers"] for n in nodes),
+    }

@@ -14,9 +14,10 @@ from popsync.broker.errors import KafkaStartError
 from popsync.broker.probe import await_ready, describe_exit
 
 if TYPE_CHECKING:
+    from popsync.broker.cluster import LocalCluster
     from popsync.broker.local import LocalKafka
 
-__all__ = ["DockerBroker", "LocalBroker", "RunBroker"]
+__all__ = ["ClusterBroker", "DockerBroker", "LocalBroker", "RunBroker"]
 
 
 class RunBroker:
@@ -58,6 +59,10 @@ class RunBroker:
 
     def restart(self, timeout: float = 25.0) -> None:
         raise KafkaStartError(f"{self.name} cannot be restarted by popsync")
+
+    def members(self) -> list[RunBroker]:
+        """What to watch one by one: this broker, or each node of a cluster popsync started."""
+        return [self]
 
     def log_tail(self, lines: int = 20) -> str:
         return ""
@@ -102,6 +107,31 @@ class LocalBroker(RunBroker):
 
     def exit_status(self) -> str:
         return describe_exit(self.broker.returncode)
+
+
+class ClusterBroker(RunBroker):
+    """The local KRaft cluster popsync started for this run (`LocalCluster`): each node is watched, and
+    restarted on its own data and ports, on its own (`members`); the cluster lives while any node does."""
+
+    started_here = True
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        super().__init__(cluster.bootstrap_servers)
+        self.cluster = cluster
+        self._members: list[RunBroker] = [LocalBroker(node) for node in cluster.nodes]
+
+    @property
+    def name(self) -> str:
+        return f"the Kafka cluster popsync started ({self.bootstrap_servers})"
+
+    def alive(self) -> bool:
+        return any(member.alive() for member in self._members)
+
+    def members(self) -> list[RunBroker]:
+        return list(self._members)
+
+    def exit_status(self) -> str:
+        return ", ".join(f"{m.bootstrap_servers}: {m.exit_status()}" for m in self._members)
 
 
 class DockerBroker(RunBroker):

@@ -1,4 +1,6 @@
-"""`LocalKafka`: the official Kafka jars run on Java 17+ as a single-node KRaft broker on free ports.
+"""`LocalKafka`: the official Kafka jars run on Java 17+ as a KRaft node (broker and controller), free ports.
+
+Alone it is a single-node cluster; `LocalCluster` (`cluster`) runs several, each a voter of the same quorum.
 
 Listeners, by default: `PLAINTEXT` (clients and the broker itself) and `CONTROLLER` (KRaft). With
 `scram_users`, clients get a `SASL_PLAINTEXT` listener with SCRAM (`bootstrap_servers` points at it) and
@@ -20,6 +22,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -28,7 +31,7 @@ from popsync.broker.errors import KafkaStartError
 from popsync.broker.jars import KAFKA_VERSION, Log, fetch_kafka_jars, require_java
 from popsync.broker.probe import await_ready, free_port
 
-__all__ = ["LocalKafka"]
+__all__ = ["ClusterNode", "LocalKafka", "new_cluster_id"]
 
 _ERROR_LINE = re.compile(r"\] (ERROR|FATAL) |^[\w.$]+(Exception|Error)\b")
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -36,6 +39,18 @@ SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 # passwords to characters it cannot misread (no separators, quotes, brackets or spaces).
 _SCRAM_WORD = re.compile(r"[A-Za-z0-9_.@+\-]{1,128}")
 _logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterNode:
+    """A node's place in a local cluster: its id and ports, the quorum's voters, the cluster's id and size."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    voters: str  # controller.quorum.voters: "1@127.0.0.1:p1,2@127.0.0.1:p2,..."
+    cluster_id: str
+    nodes: int
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -49,7 +64,7 @@ def _tail(path: Path, lines: int = 25) -> str:
     return "\n".join([*head, *text[-lines:]])
 
 
-def _cluster_id() -> str:
+def new_cluster_id() -> str:
     # What `kafka-storage random-uuid` prints: 16 random bytes, URL-safe base64, no padding, not "-"-led.
     while True:
         cid = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
@@ -90,7 +105,10 @@ class LocalKafka:
         heap: str = "1g",
         scram_users: Mapping[str, str] | None = None,
         scram_mechanism: str = "SCRAM-SHA-512",
+        node: ClusterNode | None = None,
     ) -> None:
+        """`node`: its place in a `LocalCluster` (its id, ports, the quorum); None: a cluster of one."""
+        self.node = node
         self.version, self.cache_dir, self.port, self.partitions = version, cache_dir, port, partitions
         self.keep_data, self.detached, self.heap = keep_data, detached, heap
         self.scram_users = dict(scram_users or {})
@@ -132,8 +150,12 @@ class LocalKafka:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout: float = 120.0) -> str:
-        """Fetch the jars if needed, format storage, start the JVM, wait until it answers; the bootstrap."""
+    def start(self, timeout: float = 120.0, *, wait: bool = True) -> str:
+        """Fetch the jars if needed, format storage, start the JVM, wait until it answers; the bootstrap.
+
+        `wait=False` returns once the JVM runs (then call `wait_ready`): a node of a cluster cannot answer
+        before a majority of the quorum runs, so a cluster starts every node first and then waits.
+        """
         if self.running():
             return self.bootstrap_servers
         java = require_java()
@@ -150,7 +172,7 @@ class LocalKafka:
         try:
             for attempt in range(1, attempts + 1):
                 try:
-                    self._start_once(java, libs, timeout)
+                    self._start_once(java, libs, timeout, wait=wait)
                     break
                 except KafkaStartError:
                     lost_port = "Address already in use" in _tail(self.data_dir / "broker.log", 200)
@@ -160,11 +182,28 @@ class LocalKafka:
         except BaseException:
             self.stop()
             raise
+        if wait:
+            self._say_ready(started)
+        return self.bootstrap_servers
+
+    def wait_ready(self, timeout: float = 120.0, started: float | None = None) -> str:
+        """Wait until a node started with `wait=False` answers; `KafkaStartError` with its log tail if not."""
+        assert self.data_dir is not None
+        log_file = self.data_dir / "broker.log"
+        try:
+            await_ready(self.internal_bootstrap_servers, timeout, self.running, lambda: _tail(log_file))
+        except BaseException:
+            self.stop()
+            raise
+        self._say_ready(started)
+        return self.bootstrap_servers
+
+    def _say_ready(self, started: float | None) -> None:
+        took = f" in {time.monotonic() - started:.1f} s" if started is not None else ""
         self._log(
-            f"Kafka {self.version} ready on {self.bootstrap_servers} in {time.monotonic() - started:.1f} s "
+            f"Kafka {self.version} ready on {self.bootstrap_servers}{took} "
             f"(pid {self.pid}, data {self.data_dir})"
         )
-        return self.bootstrap_servers
 
     def restart(self, timeout: float = 25.0) -> str:
         """Start the JVM again after it died, on the same data dir and ports; the bootstrap.
@@ -190,11 +229,19 @@ class LocalKafka:
         return self.bootstrap_servers
 
     def _start_once(
-        self, java: str, libs: Path, timeout: float, ports: tuple[int, int, int] | None = None
+        self,
+        java: str,
+        libs: Path,
+        timeout: float,
+        ports: tuple[int, int, int] | None = None,
+        *,
+        wait: bool = True,
     ) -> None:
         assert self.data_dir is not None
         if ports is not None:
             port, controller, internal = ports
+        elif self.node is not None:  # the cluster chose every node's ports: the quorum lists them all
+            port, controller, internal = self.node.port, self.node.controller_port, self.node.port
         else:
             port = self.port or free_port()
             taken = {port}
@@ -237,6 +284,8 @@ class LocalKafka:
         if not self.detached:
             lifetime.track(self)
         self._write_run_file(jvm_pid=self._proc.pid)
+        if not wait:
+            return
         log_file = self.data_dir / "broker.log"
         # The probe has no credentials: it asks the PLAINTEXT listener, which starts with the SASL one.
         await_ready(self.internal_bootstrap_servers, timeout, self.running, lambda: _tail(log_file))
@@ -250,7 +299,7 @@ class LocalKafka:
                 "format",
                 "--ignore-formatted",
                 "-t",
-                _cluster_id(),
+                self.node.cluster_id if self.node is not None else new_cluster_id(),
                 "-c",
                 str(props),
                 *self._scram_arguments(),
@@ -297,24 +346,30 @@ class LocalKafka:
 
     def _properties(self, port: int, controller: int, internal: int) -> str:
         assert self.data_dir is not None
+        node = self.node or ClusterNode(1, port, controller, f"1@127.0.0.1:{controller}", "", 1)
+        # Every topic, the internal ones too, as replicated as the cluster allows; with three copies a write
+        # needs two (acks=all), so one broker may die without losing an acknowledged record or stopping
+        # the producers. Replicas = min(3, nodes): more copies only cost disk and network.
+        replicas = min(3, node.nodes)
+        min_isr = 2 if replicas >= 3 else 1
         settings: dict[str, object] = {
             "process.roles": "broker,controller",
-            "node.id": 1,
-            "controller.quorum.voters": f"1@127.0.0.1:{controller}",  # static: restarts may change ports
+            "node.id": node.node_id,
+            "controller.quorum.voters": node.voters,  # static: a restart keeps its ports
             **self._listeners(port, controller, internal),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": self.data_dir / "logs",
             "num.partitions": self.partitions,
-            "default.replication.factor": 1,
-            "min.insync.replicas": 1,
-            "offsets.topic.replication.factor": 1,
+            "default.replication.factor": replicas,
+            "min.insync.replicas": min_isr,
+            "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": 10,  # 50 by default: slow first group join on a laptop
-            "transaction.state.log.replication.factor": 1,
-            "transaction.state.log.min.isr": 1,
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
             "transaction.state.log.num.partitions": 10,
-            "share.coordinator.state.topic.replication.factor": 1,
-            "share.coordinator.state.topic.min.isr": 1,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
             "group.initial.rebalance.delay.ms": 0,
             # A restarted broker cannot register until the session of its previous life expires: with the
             # default 9 s, a restart after a crash took 12 s; heartbeats stay in-process (combined mode).
