@@ -59,6 +59,13 @@ def simulate(
         Path | None, typer.Option(help="write the Markdown report (as `popsync report` prints it) here")
     ] = None,
     lang: Annotated[str, typer.Option(help="language of the report: vi (the seeds') or en")] = "vi",
+    npd_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="POPSYNC_NPD_URL",
+            help="the NPD's database, empty: postgresql://USER@HOST:PORT/DB (default: SQLite in the workdir)",
+        ),
+    ] = None,
 ) -> None:
     """Start everything the scenario needs, publish its records, wait for every outcome, report."""
     if lang not in ("vi", "en"):
@@ -77,6 +84,7 @@ def simulate(
         dashboard_port=dashboard_port if dashboard else None,
         report=report,
         lang=lang,
+        npd_url=npd_url,
         brokers=brokers,
     )
     run(scenario, options, console)

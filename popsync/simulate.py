@@ -29,14 +29,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from connectors.cleansing import CleansingLoop, FixPlan
 from connectors.metrics import ConnectorMetrics, serve_metrics
-from mocks.ndxp.db import PopulationDB
 from popsync.broker import RunBroker, run_broker
 from popsync.collector import Collector
 from popsync.eid_run import EidOutcome, eid_expectations, run_eid
 from popsync.exceptions import ExpectationFailed, OutputPathError
 from popsync.lagwatch import LagMonitor
 from popsync.name_quality import name_matching_entries, name_matching_line
-from popsync.population import scenario_population
+from popsync.population import load_npd, scenario_population
 from popsync.report import (
     Lang,
     chain_report_line,
@@ -102,6 +101,8 @@ class RunOptions:
     dashboard_port: int | None = None
     report: Path | None = None  # write the Markdown report here
     lang: str = "vi"
+    # The NPD's database (sqlite:///… or postgresql://…, empty); None: a new SQLite file in the workdir.
+    npd_url: str | None = None
     # A broker popsync did not start may not answer this long before the run stops (see `run_scenario`).
     unreachable_s: float = UNREACHABLE_S
     # Brokers of the Kafka popsync starts when none is given: > 1, a local KRaft cluster (popsync.broker).
@@ -209,14 +210,16 @@ def _population(scenario: Scenario) -> dict[str, list[Citizen]]:
     return scenario_population(scenario)  # by count, by exact age groups (generate_by_age), from a file
 
 
-def _start_ndxp(workdir: Path, db_path: Path, api_key: str) -> tuple[ManagedProcess, str]:
+def _start_ndxp(
+    workdir: Path, npd_url: str, api_key: str, requires: list[Path]
+) -> tuple[ManagedProcess, str]:
     """The NDXP of a run, in production mode: one OAuth client (the workers', secret `api_key`, the
     scopes the outcome rules need), a random token key, no API keys. Other NDXP_* variables of the
     environment pass through (e.g. NDXP_RATE_LIMIT_PER_S, NDXP_ERROR_RATE)."""
     port = free_port()
     client = {"secret": api_key, "scopes": list(STREAMS_SCOPES)}
     env = {
-        "NDXP_DATABASE_URL": f"sqlite:///{db_path}",
+        "NDXP_DATABASE_URL": npd_url,
         "NDXP_CLIENTS": json.dumps({AGENCY: client}),
         "NDXP_TOKEN_SECRET": secrets.token_urlsafe(48),
         "NDXP_API_KEYS": "{}",
@@ -231,25 +234,16 @@ def _start_ndxp(workdir: Path, db_path: Path, api_key: str) -> tuple[ManagedProc
         popsync_command("ndxp", "serve", "--port", str(port)),
         env,
         workdir / "ndxp.log",
-        requires=[db_path],  # a restart on a missing NPD would serve an empty one
+        requires=requires,  # a restart on a missing NPD file would serve an empty one
     ).start()
     proc.wait_ready(lambda: httpx.get(f"{url}/health", timeout=1.0).status_code == 200, timeout=60)
     return proc, url
 
 
-def _load_npd(progress: Progress, citizens: dict[str, list[Citizen]], db_path: Path) -> None:
-    """A fresh SQLite NPD holding the scenario's population."""
-    for stale in db_path.parent.glob(db_path.name + "*"):  # a re-used workdir starts from an empty NPD
-        stale.unlink()
+def _load_npd(progress: Progress, citizens: dict[str, list[Citizen]], npd_url: str) -> None:
+    """The scenario's population in an empty NPD (SQLite or PostgreSQL)."""
     task = progress.add_task("NPD: load population", total=sum(len(v) for v in citizens.values()))
-    db = PopulationDB.create(db_path)
-    try:
-        loaded = 0
-        for group in citizens.values():
-            loaded += db.load(group)
-            progress.update(task, completed=loaded)
-    finally:
-        db.close()
+    load_npd(npd_url, citizens, lambda loaded: progress.update(task, completed=loaded))
 
 
 class _ReconcileBars:
@@ -401,10 +395,14 @@ def _run(
         )
     )
     db_path = workdir / "npd.sqlite"
-    _load_npd(progress, citizens, db_path)
+    if options.npd_url is None:
+        for stale in db_path.parent.glob(db_path.name + "*"):  # a re-used workdir starts from an empty NPD
+            stale.unlink()
+    npd_url = options.npd_url or f"sqlite:///{db_path}"
+    _load_npd(progress, citizens, npd_url)
 
     api_key = secrets.token_urlsafe(24)
-    ndxp, ndxp_url = _start_ndxp(workdir, db_path, api_key)
+    ndxp, ndxp_url = _start_ndxp(workdir, npd_url, api_key, [] if options.npd_url else [db_path])
     stack.callback(ndxp.stop)
     supervisor.watch(ndxp, limit=SERVICE_RESTARTS, essential=True)
     collector = Collector(bootstrap, topics).start()
