@@ -159,3 +159,34 @@ def test_a_clusters_handle_watches_each_node() -> None:
     ]
     assert not handle.alive() and handle.started_here
     assert RunBroker("x:1").members()[0].bootstrap_servers == "x:1"
+
+
+def test_the_cli_asks_for_a_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    import popsync.kafka_local
+    import popsync.simulate
+    from popsync.cli import app
+
+    runs: list[Any] = []
+    ups: list[dict[str, Any]] = []
+    monkeypatch.setattr(popsync.simulate, "simulate", lambda path, options, console: runs.append(options))
+
+    def up(**kwargs: Any) -> dict[str, Any]:
+        ups.append(kwargs)
+        nodes = [{"pid": 100 + i, "bootstrap_servers": f"127.0.0.1:{9100 + i}"} for i in (1, 2, 3)]
+        return {"bootstrap_servers": ",".join(n["bootstrap_servers"] for n in nodes), "nodes": nodes}
+
+    monkeypatch.setattr(popsync.kafka_local, "kafka_up", up)
+    runner = CliRunner()
+    assert runner.invoke(app, ["simulate", str(tmp_path / "s.yaml"), "--brokers", "3"]).exit_code == 0
+    assert runner.invoke(app, ["simulate", str(tmp_path / "s.yaml")]).exit_code == 0
+    assert [options.brokers for options in runs] == [3, 1]
+    result = runner.invoke(app, ["kafka", "up", "--brokers", "3"])
+    assert result.exit_code == 0, result.output
+    assert ups[0]["brokers"] == 3
+    assert (
+        "127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103" in result.output and "101, 102, 103" in result.output
+    )
+    refused = runner.invoke(app, ["kafka", "up", "--brokers", "3", "--port", "9092"])
+    assert refused.exit_code == 2 and len(ups) == 1
