@@ -283,6 +283,8 @@ class GapGuard:
         self.settled_since: float | None = None  # since when faust has neither rebalanced nor recovered
         self.read_back = 0  # messages read back so far (for tests and the log)
         self.replays_skipped = 0  # messages delivered again below the frontier, not processed again
+        # (topic, partition) -> the first hole faust was sent back to and has not delivered again yet
+        self.unacknowledged: dict[tuple[str, int], int] = {}
         for frontier in self.frontiers.values():
             track_seeks(app, frontier)
 
@@ -293,6 +295,7 @@ class GapGuard:
             if frontier is not None:
                 frontier.forget([tp.partition])
                 self.batches_at.pop((tp.topic, tp.partition), None)
+                self.unacknowledged.pop((tp.topic, tp.partition), None)
 
     async def complete(
         self, events: Sequence[Any], holes: list[tuple[str, int, int, int]] | None = None
@@ -312,6 +315,9 @@ class GapGuard:
             if frontier is None:
                 continue
             floor = frontier.next.get(partition)
+            sent_back = self.unacknowledged.get((topic, partition))
+            if sent_back is not None and min(offsets) <= sent_back:
+                del self.unacknowledged[(topic, partition)]  # faust delivers from the hole again
             if floor is not None and min(offsets) < floor:
                 floors[(topic, partition)] = floor
             self.batches_at[(topic, partition)] = self.batches + 1
@@ -335,24 +341,29 @@ class GapGuard:
             holes: list[tuple[str, int, int, int]] = []
             try:
                 await process(await self.complete(events, holes))
-                await self._acknowledge(holes)
+                if holes:
+                    await self._acknowledge(holes)
             finally:
                 self.batches += 1
                 self.busy_since = None
                 self.idle_since = time.monotonic()
 
     async def _acknowledge(self, holes: Sequence[tuple[str, int, int, int]]) -> None:
-        """Tell faust's consumer that the holes it skipped are processed, as it does with its own gaps.
+        """Send faust back to the first hole of each partition, now that its records are processed.
 
-        faust commits a partition up to its first offset not acknowledged: a hole it never delivered
-        would hold its commits there for good (its lag then only grows, and every restart starts there
-        again). Only once processed: a commit past a hole must not come before its records are decided.
+        faust commits a partition up to its first offset not acknowledged, and a hole it skipped is never
+        acknowledged: its commits would stay there for good (its lag then only grows, and every restart
+        starts there again). Sought back, faust delivers the hole and what followed it again; the agent
+        passes over all of it (below the frontier) and faust acknowledges and commits it as usual. Only
+        once processed: a commit past a hole must not come before its records are decided.
         """
-        add_gap = getattr(self.app.consumer, "_add_gap", None)
-        if add_gap is None:
-            return
-        for topic, partition, start, end in holes:
-            await add_gap(TP(topic, partition), start, end - 1)
+        for topic, partition, start, _ in holes:
+            key = (topic, partition)
+            self.unacknowledged[key] = min(start, self.unacknowledged.get(key, start))
+        for (topic, partition), start in list(self.unacknowledged.items()):
+            if any(t == topic and p == partition for t, p, _, _ in holes):
+                # the lowest hole faust has not delivered again yet: a later seek must not skip it
+                await self.app.consumer.seek(TP(topic, partition), start)
 
     def stalled(self, topic: str, partition: int, end: int | None, now: float) -> bool:
         frontier = self.frontiers[topic]
