@@ -18,13 +18,11 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from streams.messages import HEADER_ENVELOPE
+from streams.messages import HEADER_ENVELOPE, decode_headers, int_header
 
 __all__ = ["RecordTally", "is_record_topic", "records_in"]
 
 _log = logging.getLogger(__name__)
-
-_ENVELOPE = HEADER_ENVELOPE
 
 
 def is_record_topic(topic: str) -> bool:
@@ -35,13 +33,7 @@ def is_record_topic(topic: str) -> bool:
 def records_in(headers: Iterable[tuple[str, bytes]] | None) -> int:
     """The records one message carries: its envelope header's count, else one (a record on its own, or a
     header no worker would read as an envelope either)."""
-    for key, value in headers or ():
-        if key == _ENVELOPE:
-            text = bytes(value)
-            if text.isdigit() and len(text) < 10 and int(text) > 0:
-                return int(text)
-            return 1
-    return 1
+    return max(1, int_header(decode_headers(list(headers or ())), HEADER_ENVELOPE, 1))
 
 
 class RecordTally:

@@ -17,7 +17,7 @@ again), so every agent of a worker is guarded.
 
 `Frontier` keeps, per partition, the next offset the agent has not processed (from faust's own seeks to
 the committed offsets, then from what it processes) and names the holes before a delivered batch and the
-partitions that stall below their end. `read_range` reads such offsets with a consumer of its own (no
+partitions that stall below their end. `read_messages` reads such offsets with a consumer of its own (no
 group), so the agent absorbs them before its batch is acknowledged: nothing is committed past an offset
 the agent has not processed. `GapGuard` does all of it for an agent that takes faust events in batches.
 """
@@ -42,19 +42,14 @@ __all__ = [
     "Frontier",
     "GapGuard",
     "GapReadTimeout",
-    "Raw",
     "ReadBack",
     "guard_agent",
     "read_messages",
-    "read_range",
     "reader",
     "track_seeks",
 ]
 
 log = logging.getLogger(__name__)
-
-# (key, value, headers) of a message read back.
-Raw = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,22 +210,6 @@ def read_messages(
         return messages
     finally:
         consumer.close()
-
-
-def read_range(
-    bootstrap_servers: str,
-    security: KafkaSecurity,
-    topic: str,
-    partition: int,
-    start: int,
-    end: int,
-    timeout_s: float = 60.0,
-) -> list[Raw]:
-    """`read_messages`, as (key, value, headers)."""
-    return [
-        (m.key, m.value, m.headers)
-        for m in read_messages(bootstrap_servers, security, topic, partition, start, end, timeout_s)
-    ]
 
 
 # Reads `topic`'s partition at offsets [start, end) (`read_messages`, in a thread).

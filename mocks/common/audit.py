@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from anyio import to_thread
@@ -51,6 +51,35 @@ _INSERT_BATCH = (
     "FROM json_each(?7) AS c ORDER BY c.key"
 )
 _COLUMNS = "seq, at, agency, personal_id, fields, purpose, request_id, endpoint"
+
+
+def audit_query(
+    placeholder: str, agency: str | None, request_id: str | None, personal_id: str | None, limit: int
+) -> tuple[str, list[object]]:
+    """The newest-first SELECT of `AuditStore.read` and its parameters, in the driver's `placeholder`."""
+    where, params = [], []
+    for column, value in (("agency", agency), ("request_id", request_id), ("personal_id", personal_id)):
+        if value is not None:
+            where.append(f"{column} = {placeholder}")
+            params.append(value)
+    sql = f"SELECT {_COLUMNS} FROM audit"  # noqa: S608 - constant columns; values are bound
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + f" ORDER BY seq DESC LIMIT {placeholder}", [*params, limit]
+
+
+def audit_entry(row: Sequence[Any], at: datetime) -> AuditEntry:
+    """An entry from a row of `_COLUMNS` (`at` as the driver's value, read by the caller)."""
+    return AuditEntry(
+        seq=row[0],
+        at=at,
+        agency=row[2],
+        personal_id=row[3],
+        fields=json.loads(row[4]),
+        purpose=row[5],
+        request_id=row[6],
+        endpoint=row[7],
+    )
 
 
 class Connections(Protocol):
@@ -201,29 +230,9 @@ class AuditLog:
         limit: int = 100,
     ) -> list[AuditEntry]:
         """The newest `limit` entries matching every filter given, newest first."""
-        where, params = [], []
-        for column, value in (("agency", agency), ("request_id", request_id), ("personal_id", personal_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        sql = f"SELECT {_COLUMNS} FROM audit"  # noqa: S608 - constant columns; values are bound
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq DESC LIMIT ?"
-        rows = self.connections.get().execute(sql, [*params, limit]).fetchall()
-        return [
-            AuditEntry(
-                seq=r[0],
-                at=datetime.fromisoformat(r[1]),
-                agency=r[2],
-                personal_id=r[3],
-                fields=json.loads(r[4]),
-                purpose=r[5],
-                request_id=r[6],
-                endpoint=r[7],
-            )
-            for r in rows
-        ]
+        sql, params = audit_query("?", agency, request_id, personal_id, limit)
+        rows = self.connections.get().execute(sql, params).fetchall()
+        return [audit_entry(r, datetime.fromisoformat(r[1])) for r in rows]
 
     def count(self) -> int:
         return int(self.connections.get().execute("SELECT COUNT(*) FROM audit").fetchone()[0])

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-from mocks.common.audit import AuditEntry, Disclosure, DisclosureBatch
+from mocks.common.audit import AuditEntry, Disclosure, DisclosureBatch, audit_entry, audit_query
 
 if TYPE_CHECKING:
     from mocks.ndxp.postgres import PostgresPool
@@ -100,30 +100,10 @@ class PostgresAuditLog:
         limit: int = 100,
     ) -> list[AuditEntry]:
         """The newest `limit` entries matching every filter given, newest first."""
-        where, params = [], []
-        for column, value in (("agency", agency), ("request_id", request_id), ("personal_id", personal_id)):
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
-        sql = f"SELECT {_COLUMNS} FROM audit"  # noqa: S608 - constant columns; values are bound
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq DESC LIMIT %s"
+        sql, params = audit_query("%s", agency, request_id, personal_id, limit)
         with self.pool.connection() as conn:
-            rows = conn.execute(sql.encode(), [*params, limit]).fetchall()
-        return [
-            AuditEntry(
-                seq=r[0],
-                at=r[1].astimezone(UTC),
-                agency=r[2],
-                personal_id=r[3],
-                fields=json.loads(r[4]),
-                purpose=r[5],
-                request_id=r[6],
-                endpoint=r[7],
-            )
-            for r in rows
-        ]
+            rows = conn.execute(sql.encode(), params).fetchall()
+        return [audit_entry(r, r[1].astimezone(UTC)) for r in rows]
 
     def count(self) -> int:
         with self.pool.connection() as conn:

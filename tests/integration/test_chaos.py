@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import random
 import re
@@ -18,8 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,30 +24,28 @@ from pathlib import Path
 
 import httpx
 import pytest
-from rich.console import Console
-from simulate_oracle import assert_matches_oracle, oracle, read_results
+from fault_runs import (
+    Data,
+    assert_exact,
+    assert_none_left,
+    await_true,
+    generated_data,
+    marked_environment,
+    processes,
+    run_file_scenario,
+    write_scenario,
+)
 
-from connectors.generate import GenerateSpec, generate_records, write_records
-from mocks.ndxp.population import generate_population, write_population
 from popsync.broker import LocalKafka, docker_available, process_alive
 from popsync.exceptions import ServiceError
 from popsync.services import ManagedProcess
-from popsync.simulate import Run, RunOptions, RunOutcome, run_scenario
+from popsync.simulate import Run, RunOutcome
 
 pytestmark = pytest.mark.integration
 
 RECORDS = 5000
 RATE = 400  # records/s: about 12 s of publishing, so every fault lands while records still arrive
 MARK = "POPSYNC_CHAOS_MARK"  # in the environment of every process this suite starts (see the orphan test)
-
-
-@dataclass
-class Data:
-    """One population and one records file for every run, and what a fault-free run makes of them."""
-
-    directory: Path
-    expected: dict[str, tuple[str, list[str]]]
-    rejected: int
 
 
 @dataclass
@@ -77,35 +72,21 @@ class Chaos:
         assert self.errors == [], self.errors
 
 
-def _await(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout:.0f} s: {what}")
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def chaos_mark(kafka_bootstrap: str) -> Iterator[str]:
     """Marks what the suite starts, after the session's broker started (that one is not the suite's)."""
-    mark = uuid.uuid4().hex
-    previous = os.environ.get(MARK)
-    os.environ[MARK] = mark
-    yield mark
-    if previous is None:
-        os.environ.pop(MARK, None)
-    else:
-        os.environ[MARK] = previous
+    yield from marked_environment(MARK)
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
-    directory = tmp_path_factory.mktemp("chaos")
-    citizens = list(generate_population(11, {"008": 7000}))
-    write_population(directory / "population.jsonl", citizens)
-    spec = GenerateSpec.model_validate(
-        {
-            "records": RECORDS,
+    return generated_data(
+        tmp_path_factory.mktemp("chaos"),
+        people=7000,
+        population_seed=11,
+        records=RECORDS,
+        records_seed=9,
+        defects={
             "unsynced": {
                 "mismatch": 50,
                 "not_found": 40,
@@ -115,26 +96,12 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
                 "duplicate": 60,  # first holders must survive every crash: a replay is not a duplicate
             },
             "corrected": {"no_diacritics": 40, "legacy_id": 20},
-        }
+        },
     )
-    in_008 = [c for c in citizens if c.permanent_province == "008"]
-    records = generate_records(spec, sector="insurance", province="008", citizens=in_008, seed=9)
-    write_records(directory / "records.jsonl", records)
-    expected, rejected = oracle(citizens, [directory / "records.jsonl"])
-    assert len(expected) == RECORDS
-    return Data(directory, expected, rejected)
 
 
 def _scenario(data: Data, tmp: Path, rate: float = RATE) -> Path:
-    for name in ("population.jsonl", "records.jsonl"):
-        (tmp / name).symlink_to(data.directory / name)
-    path = tmp / "chaos.yaml"
-    path.write_text(
-        "name: chaos\nseed: 3\npopulation:\n  file: population.jsonl\nsources:\n"
-        f'  - {{sector: insurance, province: "008", file: records.jsonl, rate: {rate}}}\n',
-        encoding="utf-8",
-    )
-    return path
+    return write_scenario(data, tmp, "chaos", rate)
 
 
 def _run(
@@ -146,30 +113,7 @@ def _run(
     **options: object,
 ) -> tuple[RunOutcome, str]:
     """`run_scenario` of the chaos scenario; the outcome and what it printed."""
-    terminal = io.StringIO()
-    run_options = RunOptions(
-        bootstrap_servers=bootstrap,
-        results=tmp / "results.jsonl",
-        workdir=tmp / "run",
-        on_running=on_running,
-        **{"timeout_s": 600, **options},  # type: ignore[arg-type]  # RunOptions' own fields, per test
-    )
-    outcome = run_scenario(_scenario(data, tmp, rate), run_options, Console(file=terminal, width=200))
-    return outcome, terminal.getvalue()
-
-
-def _assert_exact(outcome: RunOutcome, tmp: Path, data: Data) -> None:
-    """Every record's outcome as the fault-free oracle has it: none lost, none doubled, none different;
-    and the workers' own counts add up to the records, each counted once."""
-    lines = read_results(tmp / "results.jsonl")
-    keys = Counter(
-        f"{r['sector']}|{r['province']}|{r['record_id']}" for r in lines if r["outcome"] != "rejected"
-    )
-    lost, doubled = len(set(data.expected) - set(keys)), sum(n - 1 for n in keys.values())
-    assert (lost, doubled) == (0, 0), f"{lost} records lost, {doubled} doubled"
-    assert_matches_oracle(outcome.summary, tmp / "results.jsonl", data.expected, data.rejected)
-    assert outcome.problems == []
-    assert sum(outcome.stream_counts.values()) == len(data.expected), outcome.stream_counts
+    return run_file_scenario(_scenario(data, tmp, rate), tmp, bootstrap, on_running, **options)
 
 
 def _restarts(run: Run) -> dict[str, int]:
@@ -219,15 +163,15 @@ def test_workers_killed_at_random_are_restarted(
 
         def inject() -> None:
             for at in thresholds:
-                _await(lambda: len(run.collector.results) >= at, 300, f"{at} results")  # noqa: B023
+                await_true(lambda: len(run.collector.results) >= at, 300, f"{at} results")  # noqa: B023
                 # A worker killed while it reconciles, not one still starting.
-                _await(lambda: bool(_reconciling(run)), 120, "a worker reconciling")
+                await_true(lambda: bool(_reconciling(run)), 120, "a worker reconciling")
                 victim = rng.choice(_reconciling(run))
                 pid = victim.pid
                 assert pid is not None
                 os.kill(pid, signal.SIGKILL)  # a crash, as the OOM killer would do it
                 chaos.events.append(f"{victim.name} at {len(run.collector.results)}")
-                _await(lambda: victim.pid != pid, 30, f"{victim.name} restarted")  # noqa: B023
+                await_true(lambda: victim.pid != pid, 30, f"{victim.name} restarted")  # noqa: B023
 
         chaos.start(inject)
 
@@ -237,7 +181,7 @@ def test_workers_killed_at_random_are_restarted(
     chaos.check()
     assert len(chaos.events) == kills
     assert all(int(e.rsplit(" ", 1)[1]) < RECORDS for e in chaos.events), chaos.events  # mid-run
-    _assert_exact(outcome, tmp_path, data)
+    assert_exact(outcome, tmp_path, data)
     restarts = _restarts(runs[0])
     assert sum(restarts.values()) == kills and set(restarts) <= {f"worker-{i}" for i in range(1, 3)}
     assert printed.count("(killed by SIGKILL); restarting it") == kills
@@ -259,13 +203,13 @@ def test_broker_killed_mid_run_comes_back_on_its_data(
         assert broker is not None and broker.started_here and broker.pid is not None
 
         def inject() -> None:
-            _await(lambda: len(run.collector.results) >= RECORDS // 3, 300, "a third of the results")
+            await_true(lambda: len(run.collector.results) >= RECORDS // 3, 300, "a third of the results")
             pid = broker.pid
             assert pid is not None
             jvms.append(pid)
             os.kill(pid, signal.SIGKILL)
             chaos.events.append(f"broker at {len(run.collector.results)}")
-            _await(lambda: broker.alive() and broker.pid != pid, 60, "the broker restarted")
+            await_true(lambda: broker.alive() and broker.pid != pid, 60, "the broker restarted")
             assert broker.pid is not None
             jvms.append(broker.pid)
 
@@ -273,7 +217,7 @@ def test_broker_killed_mid_run_comes_back_on_its_data(
 
     outcome, printed = _run(data, tmp_path, None, on_running)
     chaos.check()
-    _assert_exact(outcome, tmp_path, data)
+    assert_exact(outcome, tmp_path, data)
     broker = runs[0].broker
     assert broker is not None
     assert _restarts(runs[0]) == {broker.name: 1}
@@ -283,7 +227,7 @@ def test_broker_killed_mid_run_comes_back_on_its_data(
     data_dir = broker.broker.data_dir  # type: ignore[attr-defined]  # a LocalBroker, checked above
     assert [pid for pid in jvms if process_alive(pid)] == []
     assert not data_dir.exists()
-    assert [pid for pid, cmd in _processes().items() if f"{data_dir}/server.properties" in cmd] == []
+    assert [pid for pid, cmd in processes().items() if f"{data_dir}/server.properties" in cmd] == []
     print(f"chaos: broker SIGKILL at {chaos.events}; {RECORDS} records, 0 lost, 0 doubled")
 
 
@@ -299,18 +243,18 @@ def test_ndxp_killed_mid_run_records_wait_then_finish(
         assert ndxp is not None
 
         def inject() -> None:
-            _await(lambda: len(run.collector.results) >= RECORDS // 3, 300, "a third of the results")
+            await_true(lambda: len(run.collector.results) >= RECORDS // 3, 300, "a third of the results")
             pid = ndxp.pid
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
             chaos.events.append(f"ndxp at {len(run.collector.results)}")
-            _await(lambda: ndxp.alive() and ndxp.pid != pid, 60, "the NDXP restarted")
+            await_true(lambda: ndxp.alive() and ndxp.pid != pid, 60, "the NDXP restarted")
 
         chaos.start(inject)
 
     outcome, printed = _run(data, tmp_path, kafka_bootstrap, on_running)
     chaos.check()
-    _assert_exact(outcome, tmp_path, data)
+    assert_exact(outcome, tmp_path, data)
     ndxp = runs[0].ndxp
     assert ndxp is not None
     assert _restarts(runs[0]) == {ndxp.name: 1}
@@ -333,7 +277,7 @@ def test_ndxp_429_storms_and_503_bursts(
     monkeypatch.setenv("NDXP_FAULT_SEED", "7")
     monkeypatch.setenv("STREAMS_BATCH_SIZE", "500")
     outcome, _ = _run(data, tmp_path, kafka_bootstrap, lambda run: None)
-    _assert_exact(outcome, tmp_path, data)
+    assert_exact(outcome, tmp_path, data)
     ndxp_log = (tmp_path / "run" / "ndxp.log").read_text(errors="replace")
     answered = Counter(re.findall(r'"POST /v1/\S+ HTTP/1.1" (\d{3})', ndxp_log))
     assert answered["429"] > 0 and answered["503"] > 0, answered
@@ -346,24 +290,10 @@ def test_ndxp_429_storms_and_503_bursts(
     print(f"chaos: NDXP answers {dict(answered)}; {RECORDS} records, 0 lost, 0 doubled")
 
 
-def _processes() -> dict[int, str]:
-    """pid → command line of every process visible here."""
-    out = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                out[int(entry.name)] = (
-                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                )
-            except OSError:
-                continue
-    return out
-
-
 def _children(parent: int) -> dict[int, str]:
     """pid → command line of the living children of `parent`."""
     out = {}
-    for pid, cmd in _processes().items():
+    for pid, cmd in processes().items():
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
@@ -437,11 +367,11 @@ def test_simulate_killed_leaves_nothing_it_started(data: Data, tmp_path: Path) -
             now[:] = workers()
             return bool(now) and worker not in now
 
-        _await(restarted, 30, "the worker restarted")
+        await_true(restarted, 30, "the worker restarted")
         (again,) = now
         os.kill(cli.proc.pid, signal.SIGKILL)
         cli.proc.wait(timeout=30)
-        _await(lambda: not any(map(process_alive, (jvm, ndxp, worker, again))), 30, "every service gone")
+        await_true(lambda: not any(map(process_alive, (jvm, ndxp, worker, again))), 30, "every service gone")
     finally:
         cli.proc.kill()
         cli.proc.communicate()
@@ -491,7 +421,7 @@ def test_an_ndxp_that_cannot_come_back_ends_the_run_with_one_line(
         runs.append(run)
 
         def inject() -> None:
-            _await(lambda: len(run.collector.results) >= RECORDS // 5, 300, "a fifth of the results")
+            await_true(lambda: len(run.collector.results) >= RECORDS // 5, 300, "a fifth of the results")
             for path in (tmp_path / "run").glob("npd.sqlite*"):  # the NPD the NDXP serves
                 path.unlink()
             assert run.ndxp is not None and run.ndxp.pid is not None
@@ -520,7 +450,7 @@ def test_a_given_broker_that_stops_answering_ends_the_run_with_one_line(data: Da
 
         def on_running(run: Run) -> None:
             def inject() -> None:
-                _await(lambda: len(run.collector.results) >= RECORDS // 5, 300, "a fifth of the results")
+                await_true(lambda: len(run.collector.results) >= RECORDS // 5, 300, "a fifth of the results")
                 assert given.pid is not None
                 os.kill(given.pid, signal.SIGKILL)
 
@@ -537,22 +467,4 @@ def test_a_given_broker_that_stops_answering_ends_the_run_with_one_line(data: Da
 
 def test_no_process_of_the_suite_is_left(chaos_mark: str) -> None:
     """Last of the module: nothing any run above started (marked by its environment) still runs."""
-
-    def marked() -> list[str]:
-        left = []
-        for pid, cmd in _processes().items():
-            if pid == os.getpid() or not process_alive(pid):
-                continue
-            try:
-                environ = Path(f"/proc/{pid}/environ").read_bytes()
-            except OSError:
-                continue
-            if f"{MARK}={chaos_mark}".encode() in environ.split(b"\0"):
-                left.append(f"{pid} {cmd[:120]}")
-        return left
-
-    # A killed simulate's children die with it; give the kernel a moment to deliver and reap.
-    deadline = time.monotonic() + 30
-    while marked() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert marked() == []
+    assert_none_left(MARK, chaos_mark)

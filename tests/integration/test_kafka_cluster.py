@@ -7,30 +7,35 @@ as on one broker; no partition without a live leader longer than an election; no
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fault_runs import (
+    Data,
+    assert_exact,
+    assert_none_left,
+    await_true,
+    generated_data,
+    marked_environment,
+    run_file_scenario,
+    write_scenario,
+)
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
-from rich.console import Console
-from simulate_oracle import assert_matches_oracle, oracle, read_results
+from simulate_oracle import read_results
 
-from connectors.generate import GenerateSpec, generate_records, write_records
-from mocks.ndxp.population import generate_population, write_population
 from popsync.broker import ClusterBroker, LocalCluster, kafka_down, kafka_status, kafka_up
 from popsync.broker.jars import find_java
 from popsync.broker.probe import answers, process_alive
-from popsync.simulate import Run, RunOptions, RunOutcome, run_scenario
+from popsync.simulate import Run, RunOutcome
 from streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -58,31 +63,18 @@ def need_java() -> None:
 @pytest.fixture(scope="module", autouse=True)
 def cluster_mark(kafka_bootstrap: str) -> Iterator[str]:
     """Marks what this module starts, after the session's broker started (that one is not ours)."""
-    mark = uuid.uuid4().hex
-    previous = os.environ.get(MARK)
-    os.environ[MARK] = mark
-    yield mark
-    if previous is None:
-        os.environ.pop(MARK, None)
-    else:
-        os.environ[MARK] = previous
-
-
-@dataclass
-class Data:
-    directory: Path
-    expected: dict[str, tuple[str, list[str]]]
-    rejected: int
+    yield from marked_environment(MARK)
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
-    directory = tmp_path_factory.mktemp("cluster")
-    citizens = list(generate_population(13, {"008": 4500}))
-    write_population(directory / "population.jsonl", citizens)
-    spec = GenerateSpec.model_validate(
-        {
-            "records": RECORDS,
+    return generated_data(
+        tmp_path_factory.mktemp("cluster"),
+        people=4500,
+        population_seed=13,
+        records=RECORDS,
+        records_seed=5,
+        defects={
             "unsynced": {
                 "mismatch": 40,
                 "not_found": 30,
@@ -91,42 +83,16 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
                 "duplicate": 40,
             },
             "corrected": {"no_diacritics": 30, "legacy_id": 15},
-        }
+        },
     )
-    in_008 = [c for c in citizens if c.permanent_province == "008"]
-    records = generate_records(spec, sector="insurance", province="008", citizens=in_008, seed=5)
-    write_records(directory / "records.jsonl", records)
-    expected, rejected = oracle(citizens, [directory / "records.jsonl"])
-    assert len(expected) == RECORDS
-    return Data(directory, expected, rejected)
-
-
-def _scenario(data: Data, tmp: Path) -> Path:
-    for name in ("population.jsonl", "records.jsonl"):
-        (tmp / name).symlink_to(data.directory / name)
-    path = tmp / "cluster.yaml"
-    path.write_text(
-        "name: cluster\nseed: 3\npopulation:\n  file: population.jsonl\nsources:\n"
-        f'  - {{sector: insurance, province: "008", file: records.jsonl, rate: {RATE}}}\n',
-        encoding="utf-8",
-    )
-    return path
 
 
 def _run(
     data: Data, tmp: Path, bootstrap: str | None, on_running: Callable[[Run], None], **options: Any
 ) -> tuple[RunOutcome, str]:
-    terminal = io.StringIO()
-    run_options = RunOptions(
-        bootstrap_servers=bootstrap,
-        results=tmp / "results.jsonl",
-        workdir=tmp / "run",
-        on_running=on_running,
-        timeout_s=600,
-        **options,
+    return run_file_scenario(
+        write_scenario(data, tmp, "cluster", RATE), tmp, bootstrap, on_running, **options
     )
-    outcome = run_scenario(_scenario(data, tmp), run_options, Console(file=terminal, width=200))
-    return outcome, terminal.getvalue()
 
 
 def _per_record(tmp: Path) -> dict[str, tuple[str, list[str]]]:
@@ -135,26 +101,6 @@ def _per_record(tmp: Path) -> dict[str, tuple[str, list[str]]]:
         for r in read_results(tmp / "results.jsonl")
         if r["outcome"] != "rejected"
     }
-
-
-def _assert_exact(outcome: RunOutcome, tmp: Path, data: Data) -> None:
-    lines = read_results(tmp / "results.jsonl")
-    keys = Counter(
-        f"{r['sector']}|{r['province']}|{r['record_id']}" for r in lines if r["outcome"] != "rejected"
-    )
-    lost, doubled = len(set(data.expected) - set(keys)), sum(n - 1 for n in keys.values())
-    assert (lost, doubled) == (0, 0), f"{lost} records lost, {doubled} doubled"
-    assert_matches_oracle(outcome.summary, tmp / "results.jsonl", data.expected, data.rejected)
-    assert outcome.problems == []
-    assert sum(outcome.stream_counts.values()) == len(data.expected), outcome.stream_counts
-
-
-def _await(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout:.0f} s: {what}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -296,7 +242,9 @@ def test_given_cluster_one_broker_killed_then_restarted_same_results(
         def on_running(run: Run) -> None:
             def inject() -> None:
                 try:
-                    _await(lambda: len(run.collector.results) >= RECORDS // 5, 300, "a fifth of the results")
+                    await_true(
+                        lambda: len(run.collector.results) >= RECORDS // 5, 300, "a fifth of the results"
+                    )
                     node_id = _controller(bootstrap)
                     node = cluster.nodes[node_id - 1]
                     assert node.pid is not None
@@ -325,7 +273,7 @@ def test_given_cluster_one_broker_killed_then_restarted_same_results(
         assert len(events) == 2, events
         # Killed mid-run, and back while records still arrived.
         assert int(events[0].rsplit(" ", 1)[1]) < int(events[1].rsplit(" ", 1)[1]) < RECORDS, events
-        _assert_exact(outcome, clustered, data)
+        assert_exact(outcome, clustered, data)
         assert _per_record(clustered) == reference
         assert leaders.polls > 20
         assert leaders.worst() <= ELECTION_S, sorted(leaders.longest.items(), key=lambda kv: -kv[1])[:5]
@@ -355,7 +303,7 @@ def test_simulate_brokers_3_restarts_a_killed_broker(
 
         def inject() -> None:
             try:
-                _await(lambda: len(run.collector.results) >= RECORDS // 3, 300, "a third of the results")
+                await_true(lambda: len(run.collector.results) >= RECORDS // 3, 300, "a third of the results")
                 # The worker has created its changelogs by now (results flow): all three brokers answer.
                 replicas.update(_replicas(run.bootstrap_servers))
                 member = broker.members()[1]
@@ -363,7 +311,7 @@ def test_simulate_brokers_3_restarts_a_killed_broker(
                 assert pid is not None
                 jvms.append(pid)
                 os.kill(pid, signal.SIGKILL)
-                _await(lambda: member.alive() and member.pid != pid, 90, "the broker restarted")
+                await_true(lambda: member.alive() and member.pid != pid, 90, "the broker restarted")
                 assert member.pid is not None
                 jvms.append(member.pid)
             except BaseException as exc:
@@ -373,7 +321,7 @@ def test_simulate_brokers_3_restarts_a_killed_broker(
 
     outcome, printed = _run(data, tmp_path, None, on_running, brokers=3)
     assert errors == [], errors
-    _assert_exact(outcome, tmp_path, data)
+    assert_exact(outcome, tmp_path, data)
     broker = runs[0].broker
     assert isinstance(broker, ClusterBroker)
     killed = broker.members()[1]
@@ -397,22 +345,4 @@ def test_simulate_brokers_3_restarts_a_killed_broker(
 
 def test_no_process_of_the_module_is_left(cluster_mark: str) -> None:
     """Last of the module: nothing the tests above started (marked by its environment) still runs."""
-
-    def marked() -> list[str]:
-        left = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if f"{MARK}={cluster_mark}".encode() in environ.split(b"\0") and process_alive(int(entry.name)):
-                left.append(f"{entry.name} {cmd[:120]}")
-        return left
-
-    deadline = time.monotonic() + 30
-    while marked() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert marked() == []
+    assert_none_left(MARK, cluster_mark)
